@@ -1,0 +1,19 @@
+//! Stable Diffusion in tch, one component per file as diffusers names them. `nn::Path` names mirror the
+//! checkpoint keys so diffusers safetensors load as they are.
+
+pub mod attention;
+pub mod clip;
+pub mod config;
+pub mod embeddings;
+pub mod hub;
+pub mod img2img;
+pub mod model_dir;
+pub mod noise;
+pub mod resnet;
+pub mod schedulers;
+pub mod tiny;
+pub mod tokenizer;
+pub mod unet;
+pub mod unet_blocks;
+pub mod vae;
+pub mod weights;

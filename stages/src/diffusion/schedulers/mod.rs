@@ -1,0 +1,1 @@
+//! Noise schedulers, configured from `scheduler/scheduler_config.json` as diffusers does.

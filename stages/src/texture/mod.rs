@@ -1,0 +1,1 @@
+//! Baking generated views back into a mesh's UV texture.
