@@ -1,1 +1,620 @@
-//! TODO(owner: runtime helper)
+//! Stable Diffusion img2img, step for step diffusers' `StableDiffusionImg2ImgPipeline`: encode the image,
+//! noise it to the strength's start timestep, denoise with classifier-free guidance, decode.
+//!
+//! A batch holds jobs with equal [`BatchKey`]s; each job keeps its own seed (diffusers with a list of
+//! generators), prompt, negative prompt and guidance scale.
+
+use std::path::{Path, PathBuf};
+
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+use super::clip::{checkpoint_has_prefix, ClipTextTransformer};
+use super::config::{AutoencoderKLConfig, ClipTextConfig, ControlNetConfig, UNet2DConditionConfig};
+use super::controlnet::ControlNetModel;
+use super::model_dir::ModelSource;
+use super::noise;
+use super::schedulers::{Scheduler, SchedulerConfig, SchedulerKind};
+use super::tokenizer::ClipTokenizer;
+use super::unet::{timesteps_tensor, UNet2DConditionModel};
+use super::vae::AutoencoderKL;
+use super::weights;
+
+pub use super::error::DiffusionError;
+use super::image_tensors;
+pub use super::image_tensors::{postprocess, DepthMap};
+
+/// One img2img job.
+#[derive(Clone, Debug)]
+pub struct Img2ImgRequest {
+    pub image: image::RgbImage,
+    pub prompt: String,
+    pub negative_prompt: String,
+    /// Fraction of the schedule that runs, in [0, 1] (1 ignores the image's content).
+    pub strength: f64,
+    /// Classifier-free guidance scale; ≤ 1 runs the conditional pass only.
+    pub guidance: f64,
+    pub steps: usize,
+    pub seed: u64,
+}
+
+impl Img2ImgRequest {
+    /// A request with diffusers' defaults (strength 0.8, guidance 7.5, 50 steps, seed 0). Build others with
+    /// `Img2ImgRequest { prompt: ..., ..Img2ImgRequest::new(image, "") }` so new fields do not break callers.
+    pub fn new(image: image::RgbImage, prompt: &str) -> Self {
+        Self {
+            image,
+            prompt: prompt.to_owned(),
+            negative_prompt: String::new(),
+            strength: 0.8,
+            guidance: 7.5,
+            steps: 50,
+            seed: 0,
+        }
+    }
+}
+
+/// Requests with equal keys can run as one batch: same size, same number of denoising steps from the same
+/// start, and the same guidance mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchKey {
+    pub width: u32,
+    pub height: u32,
+    pub steps: usize,
+    pub t_start: usize,
+    pub guided: bool,
+}
+
+/// diffusers' `get_timesteps`: the first schedule index that runs.
+pub fn t_start(steps: usize, strength: f64) -> usize {
+    let init = ((steps as f64 * strength) as usize).min(steps);
+    steps - init
+}
+
+pub fn batch_key(r: &Img2ImgRequest) -> BatchKey {
+    BatchKey {
+        width: r.image.width(),
+        height: r.image.height(),
+        steps: r.steps,
+        t_start: t_start(r.steps, r.strength),
+        guided: r.guidance > 1.0,
+    }
+}
+
+/// What conditions the UNet besides the text.
+#[derive(Clone, Copy)]
+enum Cond<'a> {
+    None,
+    Depth(&'a [DepthMap]),
+    Control {
+        images: &'a [image::RgbImage],
+        scale: f64,
+    },
+}
+
+/// A loaded pipeline: tokenizer, text encoder, UNet, VAE and the scheduler config.
+pub struct StableDiffusion {
+    tokenizer: ClipTokenizer,
+    text_encoder: ClipTextTransformer,
+    unet: UNet2DConditionModel,
+    vae: AutoencoderKL,
+    vae_cfg: AutoencoderKLConfig,
+    unet_in_channels: i64,
+    scheduler_config: SchedulerConfig,
+    scheduler_kind: Option<SchedulerKind>,
+    controlnet: Option<ControlNetModel>,
+    // The modules hold their tensors through these stores.
+    _stores: Vec<VarStore>,
+    device: Device,
+    dtype: Kind,
+    model_id: String,
+    model_hash: String,
+}
+
+fn load_component(
+    vs: &mut VarStore,
+    dir: &Path,
+    stem: &str,
+    dtype: Kind,
+) -> Result<Vec<PathBuf>, DiffusionError> {
+    let files = weights::find_weights(dir, stem, None)?;
+    weights::load_into(vs, &files)?;
+    if dtype != Kind::Float {
+        vs.set_kind(dtype);
+    }
+    Ok(files)
+}
+
+impl StableDiffusion {
+    /// Loads a diffusers folder (or a cached hub id) onto `device` in `dtype` (fp32 on CPU; fp16/bf16 on CUDA).
+    /// `scheduler` swaps the model's scheduler class, keeping its config.
+    pub fn load(
+        model: &ModelSource,
+        device: Device,
+        dtype: Kind,
+        scheduler: Option<SchedulerKind>,
+    ) -> Result<Self, DiffusionError> {
+        let dir = model.resolve()?;
+        let root = &dir.root;
+        let scheduler_config =
+            SchedulerConfig::from_file(&root.join("scheduler/scheduler_config.json"))?;
+        // Fail on a bad scheduler config now rather than at the first job.
+        Scheduler::new(&scheduler_config, scheduler)?;
+        let tokenizer = ClipTokenizer::from_dir(&root.join("tokenizer"))?;
+
+        let te_dir = root.join("text_encoder");
+        let te_cfg = ClipTextConfig::from_file(&te_dir.join("config.json"))?;
+        let te_files = weights::find_weights(&te_dir, "model", None)?;
+        let names = weights::tensor_names(&te_files)?;
+        let mut te_vs = VarStore::new(device);
+        // Module construction draws random init values: hold the generator lock so a job drawing its noise
+        // on another thread is not disturbed (the values are overwritten by the weights anyway).
+        let text_encoder = noise::with_rng_lock(|| {
+            if checkpoint_has_prefix(names.iter().map(String::as_str)) {
+                ClipTextTransformer::new(te_vs.root(), &te_cfg)
+            } else {
+                ClipTextTransformer::new_at(te_vs.root(), &te_cfg)
+            }
+        });
+        weights::load_into(&te_vs, &te_files)?;
+        if dtype != Kind::Float {
+            te_vs.set_kind(dtype);
+        }
+
+        let unet_dir = root.join("unet");
+        let unet_cfg = UNet2DConditionConfig::from_file(&unet_dir.join("config.json"))?;
+        if unet_cfg.in_channels != 4 && unet_cfg.in_channels != 5 {
+            return Err(DiffusionError::Channels {
+                path: unet_dir.join("config.json"),
+                channels: unet_cfg.in_channels,
+            });
+        }
+        let mut unet_vs = VarStore::new(device);
+        let unet = noise::with_rng_lock(|| UNet2DConditionModel::new(unet_vs.root(), &unet_cfg))
+            .map_err(|e| e.at(&unet_dir.join("config.json")))?;
+        let unet_files = load_component(&mut unet_vs, &unet_dir, "diffusion_pytorch_model", dtype)?;
+
+        let vae_dir = root.join("vae");
+        let vae_cfg = AutoencoderKLConfig::from_file(&vae_dir.join("config.json"))?;
+        let mut vae_vs = VarStore::new(device);
+        let vae = noise::with_rng_lock(|| AutoencoderKL::new(vae_vs.root(), &vae_cfg))
+            .map_err(|e| e.at(&vae_dir.join("config.json")))?;
+        // As diffusers: a VAE marked `force_upcast` (SD's overflows in float16) stays in float32.
+        let vae_dtype = if vae_cfg.force_upcast {
+            Kind::Float
+        } else {
+            dtype
+        };
+        let vae_files =
+            load_component(&mut vae_vs, &vae_dir, "diffusion_pytorch_model", vae_dtype)?;
+
+        let mut labelled = Vec::new();
+        for files in [&te_files, &unet_files, &vae_files] {
+            for f in files {
+                let label = f.strip_prefix(root).unwrap_or(f).display().to_string();
+                labelled.push((label, f.clone()));
+            }
+        }
+        let model_hash = weights::hash_files(&labelled)?;
+        let mut sd = Self {
+            tokenizer,
+            text_encoder,
+            unet,
+            vae,
+            vae_cfg,
+            unet_in_channels: unet_cfg.in_channels,
+            scheduler_config,
+            scheduler_kind: scheduler,
+            controlnet: None,
+            _stores: vec![te_vs, unet_vs, vae_vs],
+            device,
+            dtype,
+            model_id: dir.id,
+            model_hash,
+        };
+        if root.join("controlnet/config.json").is_file() {
+            sd.attach_controlnet(&root.join("controlnet"))?;
+        }
+        Ok(sd)
+    }
+
+    /// Loads a ControlNet (`config.json` + `diffusion_pytorch_model.safetensors`) for this base model. Its weight
+    /// file joins the model hash.
+    pub fn attach_controlnet(&mut self, dir: &Path) -> Result<(), DiffusionError> {
+        let cfg_path = dir.join("config.json");
+        let cfg = ControlNetConfig::from_file(&cfg_path)?;
+        let mut vs = VarStore::new(self.device);
+        let net = noise::with_rng_lock(|| ControlNetModel::new(vs.root(), &cfg))
+            .map_err(|e| e.at(&cfg_path))?;
+        net.check_compatible(&self.unet)
+            .map_err(|e| e.at(&cfg_path))?;
+        let files = load_component(&mut vs, dir, "diffusion_pytorch_model", self.dtype)?;
+        let labelled: Vec<(String, PathBuf)> = files
+            .iter()
+            .map(|f| {
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (format!("controlnet/{name}"), f.clone())
+            })
+            .collect();
+        // The combined hash covers the base model's hash and the ControlNet's files.
+        let control_hash = weights::hash_files(&labelled)?;
+        let line = format!("{}  base\n{control_hash}  controlnet\n", self.model_hash);
+        self.model_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(line.as_bytes()));
+        self.controlnet = Some(net);
+        self._stores.push(vs);
+        Ok(())
+    }
+
+    pub fn has_controlnet(&self) -> bool {
+        self.controlnet.is_some()
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// sha256 over the text encoder, UNet and VAE weight files (see `weights::hash_files`).
+    pub fn model_hash(&self) -> &str {
+        &self.model_hash
+    }
+
+    fn vae_dtype(&self) -> Kind {
+        if self.vae_cfg.force_upcast {
+            Kind::Float
+        } else {
+            self.dtype
+        }
+    }
+
+    pub fn vae_scale_factor(&self) -> i64 {
+        self.vae_cfg.scale_factor()
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The scheduler the jobs run with (the model's own class unless one was chosen at load).
+    pub fn scheduler(&self) -> Result<Scheduler, DiffusionError> {
+        Ok(Scheduler::new(&self.scheduler_config, self.scheduler_kind)?)
+    }
+
+    /// `[b, 77, hidden]` text embeddings of `prompts`.
+    pub fn encode_prompts(&self, prompts: &[&str]) -> Tensor {
+        let ids: Vec<i64> = prompts
+            .iter()
+            .flat_map(|p| self.tokenizer.encode(p))
+            .collect();
+        let ids = Tensor::from_slice(&ids)
+            .reshape([prompts.len() as i64, self.tokenizer.max_length() as i64])
+            .to_device(self.device);
+        self.text_encoder.forward(&ids)
+    }
+
+    fn validate(&self, batch: &[Img2ImgRequest]) -> Result<BatchKey, DiffusionError> {
+        let first = batch.first().ok_or(DiffusionError::EmptyBatch)?;
+        let key = batch_key(first);
+        let factor = self.vae_scale_factor() as u32;
+        for (i, r) in batch.iter().enumerate() {
+            let (w, h) = r.image.dimensions();
+            if w == 0 || h == 0 || w % factor != 0 || h % factor != 0 {
+                return Err(DiffusionError::Size {
+                    index: i,
+                    width: w,
+                    height: h,
+                    factor,
+                });
+            }
+            if (w, h) != (key.width, key.height) {
+                return Err(DiffusionError::MixedSizes {
+                    index: i,
+                    width: w,
+                    height: h,
+                    w0: key.width,
+                    h0: key.height,
+                });
+            }
+            if !(0.0..=1.0).contains(&r.strength) {
+                return Err(DiffusionError::Strength {
+                    index: i,
+                    strength: r.strength,
+                });
+            }
+            let k = batch_key(r);
+            if k.steps != key.steps || k.t_start != key.t_start {
+                return Err(DiffusionError::MixedBatch {
+                    index: i,
+                    what: "steps and start step (steps × strength)",
+                });
+            }
+            if k.guided != key.guided {
+                return Err(DiffusionError::MixedBatch {
+                    index: i,
+                    what: "guidance mode (guidance > 1 or not)",
+                });
+            }
+        }
+        if key.t_start >= key.steps {
+            return Err(DiffusionError::NoSteps {
+                strength: first.strength,
+                steps: first.steps,
+            });
+        }
+        Ok(key)
+    }
+
+    /// Whether the UNet takes a depth channel (SD 2-depth): use [`Self::depth2img`] then.
+    pub fn is_depth_model(&self) -> bool {
+        self.unet_in_channels == 5
+    }
+
+    /// Runs one batch; images come back in request order.
+    pub fn img2img(
+        &self,
+        batch: &[Img2ImgRequest],
+    ) -> Result<Vec<image::RgbImage>, DiffusionError> {
+        if self.is_depth_model() {
+            return Err(DiffusionError::DepthNeeded {
+                model: self.model_id.clone(),
+                given: 0,
+                requests: batch.len(),
+            });
+        }
+        let key = self.validate(batch)?;
+        tch::no_grad(|| self.run(batch, key, Cond::None))
+    }
+
+    /// ControlNet img2img (diffusers' `StableDiffusionControlNetImg2ImgPipeline`): one control image per request
+    /// at the output size, used as is in [0, 1]; `scale` is `controlnet_conditioning_scale`.
+    pub fn controlnet_img2img(
+        &self,
+        batch: &[Img2ImgRequest],
+        controls: &[image::RgbImage],
+        scale: f64,
+    ) -> Result<Vec<image::RgbImage>, DiffusionError> {
+        if self.controlnet.is_none() {
+            return Err(DiffusionError::NoControlNet {
+                model: self.model_id.clone(),
+            });
+        }
+        if self.is_depth_model() {
+            return Err(DiffusionError::DepthNeeded {
+                model: self.model_id.clone(),
+                given: 0,
+                requests: batch.len(),
+            });
+        }
+        let key = self.validate(batch)?;
+        for (i, c) in controls.iter().enumerate() {
+            if c.dimensions() != (key.width, key.height) || controls.len() != batch.len() {
+                return Err(DiffusionError::Control {
+                    index: i,
+                    width: c.width(),
+                    height: c.height(),
+                    w0: key.width,
+                    h0: key.height,
+                    given: controls.len(),
+                    requests: batch.len(),
+                });
+            }
+        }
+        if controls.len() != batch.len() {
+            return Err(DiffusionError::Control {
+                index: 0,
+                width: 0,
+                height: 0,
+                w0: key.width,
+                h0: key.height,
+                given: controls.len(),
+                requests: batch.len(),
+            });
+        }
+        tch::no_grad(|| {
+            self.run(
+                batch,
+                key,
+                Cond::Control {
+                    images: controls,
+                    scale,
+                },
+            )
+        })
+    }
+
+    /// Depth-conditioned img2img (diffusers' `StableDiffusionDepth2ImgPipeline` with `depth_map=`), one depth
+    /// map per request.
+    pub fn depth2img(
+        &self,
+        batch: &[Img2ImgRequest],
+        depths: &[DepthMap],
+    ) -> Result<Vec<image::RgbImage>, DiffusionError> {
+        if !self.is_depth_model() {
+            return Err(DiffusionError::DepthUnused {
+                model: self.model_id.clone(),
+            });
+        }
+        if depths.len() != batch.len() {
+            return Err(DiffusionError::DepthNeeded {
+                model: self.model_id.clone(),
+                given: depths.len(),
+                requests: batch.len(),
+            });
+        }
+        let key = self.validate(batch)?;
+        tch::no_grad(|| self.run(batch, key, Cond::Depth(depths)))
+    }
+
+    fn run(
+        &self,
+        batch: &[Img2ImgRequest],
+        key: BatchKey,
+        extra: Cond<'_>,
+    ) -> Result<Vec<image::RgbImage>, DiffusionError> {
+        let b = batch.len() as i64;
+        let mut scheduler = self.scheduler()?;
+        scheduler.set_timesteps(key.steps)?;
+        let begin = key.t_start * scheduler.order();
+        let timesteps: Vec<f64> = scheduler.timesteps().get(begin..).unwrap_or(&[]).to_vec();
+        let Some(&latent_t) = timesteps.first() else {
+            return Err(DiffusionError::NoSteps {
+                strength: batch[0].strength,
+                steps: key.steps,
+            });
+        };
+        if scheduler.has_begin_index() {
+            scheduler.set_begin_index(begin);
+        }
+
+        // Text: [uncond…, cond…] when guided, as diffusers concatenates.
+        let prompts: Vec<&str> = batch.iter().map(|r| r.prompt.as_str()).collect();
+        let cond = self.encode_prompts(&prompts);
+        let context = if key.guided {
+            let negatives: Vec<&str> = batch.iter().map(|r| r.negative_prompt.as_str()).collect();
+            Tensor::cat(&[self.encode_prompts(&negatives), cond], 0)
+        } else {
+            cond
+        };
+
+        // Noise, per job from its own seed, in diffusers' order.
+        let f = self.vae_scale_factor();
+        let (lh, lw) = (i64::from(key.height) / f, i64::from(key.width) / f);
+        let step_draws = if scheduler.needs_step_noise() {
+            timesteps.len()
+        } else {
+            0
+        };
+        let jobs: Vec<noise::JobNoise> = batch
+            .iter()
+            .map(|r| {
+                noise::draw_job_noise(r.seed, [self.vae_cfg.latent_channels, lh, lw], step_draws)
+            })
+            .collect();
+        let (vae_eps, latent_noise, step_noise) = noise::stack_batch(&jobs, self.device);
+        // [b or 2b, 1, h, w], appended to the scaled model input (not itself scaled), doubled for guidance.
+        let double = |m: Tensor| {
+            if key.guided {
+                Tensor::cat(&[&m, &m], 0)
+            } else {
+                m
+            }
+        };
+        let depth = match extra {
+            Cond::Depth(d) => Some(double(image_tensors::depth_mask(
+                d,
+                lh,
+                lw,
+                self.device,
+                self.dtype,
+            )?)),
+            _ => None,
+        };
+        // [b or 2b, 3, H, W] in [0, 1], with the ControlNet and its scale.
+        let control = match (extra, &self.controlnet) {
+            (Cond::Control { images, scale }, Some(net)) => Some((
+                net,
+                double(image_tensors::pixels(images, self.device)?.to_kind(self.dtype)),
+                scale,
+            )),
+            _ => None,
+        };
+
+        // [b, 3, H, W] in [-1, 1]
+        let image = self.preprocess(batch)?;
+        let posterior = self.vae.encode(&image.to_kind(self.vae_dtype()));
+        // [b, 4, h, w], kept in float32 for the scheduler arithmetic
+        let init_latents =
+            posterior.sample(&vae_eps).to_kind(Kind::Float) * self.vae_cfg.scaling_factor;
+        let mut latents = scheduler.add_noise(&init_latents, &latent_noise, latent_t)?;
+
+        let guidance: Vec<f32> = batch.iter().map(|r| r.guidance as f32).collect();
+        let guidance = Tensor::from_slice(&guidance)
+            .reshape([b, 1, 1, 1])
+            .to_device(self.device);
+        for (i, &t) in timesteps.iter().enumerate() {
+            let model_in = if key.guided {
+                Tensor::cat(&[&latents, &latents], 0)
+            } else {
+                latents.shallow_clone()
+            };
+            let model_in = scheduler
+                .scale_model_input(&model_in, t)
+                .to_kind(self.dtype);
+            let model_in = match &depth {
+                Some(d) => Tensor::cat(&[&model_in, d], 1),
+                None => model_in,
+            };
+            let t_in = timesteps_tensor(&[t]);
+            let residuals = control
+                .as_ref()
+                .map(|(net, image, scale)| net.forward(&model_in, &t_in, &context, image, *scale));
+            let out = self
+                .unet
+                .forward_t(&model_in, &t_in, &context, residuals.as_ref())
+                .to_kind(Kind::Float);
+            let noise_pred = if key.guided {
+                let parts = out.chunk(2, 0);
+                let (uncond, text) = (&parts[0], &parts[1]);
+                uncond + &guidance * (text - uncond)
+            } else {
+                out
+            };
+            latents = scheduler
+                .step(&noise_pred, t, &latents, step_noise.get(i))?
+                .prev_sample;
+        }
+
+        let decoded = self
+            .vae
+            .decode(&(latents / self.vae_cfg.scaling_factor).to_kind(self.vae_dtype()));
+        postprocess(&decoded)
+    }
+
+    /// `uint8 [H, W, 3]` images → `[b, 3, H, W]` float in [-1, 1] on the device (`x / 255 * 2 - 1`).
+    fn preprocess(&self, batch: &[Img2ImgRequest]) -> Result<Tensor, DiffusionError> {
+        let images: Vec<image::RgbImage> = batch.iter().map(|r| r.image.clone()).collect();
+        Ok(image_tensors::pixels(&images, self.device)? * 2.0 - 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t_start_matches_diffusers_get_timesteps() {
+        assert_eq!(t_start(10, 0.6), 4);
+        assert_eq!(t_start(50, 0.75), 13);
+        assert_eq!(t_start(10, 1.0), 0);
+        assert_eq!(t_start(10, 0.05), 10);
+    }
+
+    #[test]
+    fn batch_key_groups_by_effective_start() {
+        let img = image::RgbImage::new(64, 64);
+        let a = Img2ImgRequest {
+            steps: 10,
+            strength: 0.6,
+            ..Img2ImgRequest::new(img.clone(), "a")
+        };
+        let b = Img2ImgRequest {
+            steps: 10,
+            strength: 0.65,
+            seed: 3,
+            ..Img2ImgRequest::new(img.clone(), "b")
+        };
+        let c = Img2ImgRequest {
+            steps: 10,
+            strength: 0.7,
+            ..Img2ImgRequest::new(img.clone(), "c")
+        };
+        let d = Img2ImgRequest {
+            guidance: 1.0,
+            ..a.clone()
+        };
+        assert_eq!(batch_key(&a), batch_key(&b));
+        assert_ne!(batch_key(&a), batch_key(&c));
+        assert_ne!(batch_key(&a), batch_key(&d));
+    }
+}

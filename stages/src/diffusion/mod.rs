@@ -4,8 +4,11 @@
 pub mod attention;
 pub mod clip;
 pub mod config;
+pub mod controlnet;
 pub mod embeddings;
+pub mod error;
 pub mod hub;
+pub mod image_tensors;
 pub mod img2img;
 pub mod model_dir;
 pub mod noise;

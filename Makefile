@@ -1,0 +1,82 @@
+# texaug — two commands on a fresh machine:
+#   make demo    install libtorch on first use, build, make tiny models, run recipes/demo.toml and demo-depth.toml
+#   make test    install what the tests need on first use, run every test
+# Everything fetched goes to $(TEXAUG_CACHE) (default ~/.cache/texaug), so a second call starts at once.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export TEXAUG_CACHE ?= $(HOME)/.cache/texaug
+TORCH_FLAVOR ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo cuda || echo cpu)
+export TEXAUG_TORCH := $(TORCH_FLAVOR)
+export LIBTORCH := $(TEXAUG_CACHE)/libtorch-2.11.0-$(TORCH_FLAVOR)
+export TEXAUG_CLIP_VOCAB := $(TEXAUG_CACHE)/clip/bpe_simple_vocab_16e6.txt.gz
+PYCHECK := $(TEXAUG_CACHE)/pycheck/bin/python
+VALIDATOR := ci/gltf-validator/node_modules/.installed
+
+TEXAUG := target/release/texaug
+TINY_MODEL := output/models/tiny-sd1
+TINY_DEPTH_MODEL := output/models/tiny-sd2-depth
+
+.PHONY: help setup build demo test lint fmt bench fixtures fullsize-check clean-output
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
+
+$(LIBTORCH)/.complete:
+	bash ci/setup-libtorch.sh >/dev/null
+
+$(TEXAUG_CLIP_VOCAB):
+	bash ci/setup-vocab.sh >/dev/null
+
+$(PYCHECK):
+	bash ci/setup-pycheck.sh >/dev/null
+
+$(VALIDATOR): ci/gltf-validator/package.json
+	@if command -v npm >/dev/null; then \
+	    (cd ci/gltf-validator && npm ci --no-audit --no-fund --loglevel=error) && touch $@; \
+	else echo "npm not found: install Node.js (apt-get install nodejs npm) for the glTF-Validator test" >&2; exit 1; fi
+
+setup: $(LIBTORCH)/.complete $(TEXAUG_CLIP_VOCAB)  ## install libtorch 2.11 and the CLIP vocabulary (first use only)
+
+build: setup  ## release binary at target/release/texaug
+	cargo build --release --locked -p texaug-pipeline
+
+$(TINY_MODEL)/model_index.json: | build
+	$(TEXAUG) model init-tiny --kind sd1 --out $(TINY_MODEL)
+
+$(TINY_DEPTH_MODEL)/model_index.json: | build
+	$(TEXAUG) model init-tiny --kind sd2-depth --out $(TINY_DEPTH_MODEL)
+
+demo: build $(TINY_MODEL)/model_index.json $(TINY_DEPTH_MODEL)/model_index.json  ## run recipes/demo.toml and demo-depth.toml into output/
+	$(TEXAUG) run recipes/demo.toml --resume
+	$(TEXAUG) inspect output/demo
+	$(TEXAUG) run recipes/demo-depth.toml --resume
+	$(TEXAUG) inspect output/demo-depth
+
+test: setup $(PYCHECK) $(VALIDATOR)  ## run every test (unit, parity against diffusers, end to end)
+	TEXAUG_PYTHON_CHECK=1 TEXAUG_PYTHON=$(PYCHECK) TEXAUG_REQUIRE_GLTF_VALIDATOR=1 \
+	    cargo test --workspace --locked
+
+lint: setup  ## rustfmt and clippy, warnings are errors
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+bench: setup  ## benchmarks; figures go to bench/RESULTS.md
+	cargo bench --workspace --locked
+
+fixtures:  ## regenerate tests/fixtures with diffusers (needs Python and network to PyPI)
+	python3 -m venv $(TEXAUG_CACHE)/reference && $(TEXAUG_CACHE)/reference/bin/pip install -q -r ci/reference/requirements.txt
+	$(TEXAUG_CACHE)/reference/bin/python ci/reference/make_fixtures.py --out tests/fixtures
+
+fullsize-check: setup  ## SD 1.5 / SD 2 sized networks with random weights against diffusers (slow, ~GBs)
+	python3 -m venv $(TEXAUG_CACHE)/reference && $(TEXAUG_CACHE)/reference/bin/pip install -q -r ci/reference/requirements.txt
+	$(TEXAUG_CACHE)/reference/bin/python ci/reference/fullsize.py --out $(TEXAUG_CACHE)/fullsize
+	TEXAUG_FULLSIZE_DIR=$(TEXAUG_CACHE)/fullsize cargo test --release --locked -p texaug-stages --test parity_networks fullsize -- --ignored --nocapture
+
+clean-output:  ## remove output/ (keeps the folder)
+	find output -mindepth 1 -not -name .gitkeep -delete

@@ -1,0 +1,261 @@
+//! The command line. `--help` is the user's first manual, so every command carries examples.
+
+use crate::plan::Shard;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  texaug model init-tiny --kind sd1 --out output/models/tiny-sd1   # a tiny random model, for trying things
+  texaug validate recipes/demo.toml           # every problem, as file:line:col, with a fix
+  texaug plan recipes/demo.toml               # the jobs a run would make
+  texaug run recipes/demo.toml --progress bar
+  texaug run recipes/demo.toml --shard 0/4 --resume
+  texaug merge /scratch/demo-0 /scratch/demo-1 --out output/demo-merged
+  texaug inspect output/demo
+
+Exit codes: 0 ok, 1 usage or validation error, 2 some samples failed (their rows say why).";
+
+/// Re-texture meshes and images with Stable Diffusion, as a reproducible batch pipeline.
+///
+/// A recipe (TOML) names the sources, the model and the stages; `texaug run` turns every source into
+/// variants under `output/<name>/samples/<sample_id>/` and records each sample in a Parquet manifest.
+#[derive(Debug, Parser)]
+#[command(name = "texaug", version, after_help = EXAMPLES, max_term_width = 110)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a recipe: make every planned sample (or this shard's) and record it in the manifest.
+    #[command(after_help = "\
+Examples:
+  texaug run recipes/demo.toml
+  texaug run recipes/demo.toml --devices cuda:0,cuda:1 --progress json
+  texaug run recipes/big.toml --shard 3/16 --resume      # one task of a job array
+  texaug run recipes/demo.toml --output /scratch/demo --fail-fast
+
+A killed run loses at most the samples in flight: run again with --resume.")]
+    Run(RunArgs),
+    /// Print the jobs a run would make (sample_id, source, stage, variant, seed, prompt, strength).
+    #[command(after_help = "\
+Examples:
+  texaug plan recipes/demo.toml
+  texaug plan recipes/demo.toml --shard 1/4 --format jsonl")]
+    Plan(PlanArgs),
+    /// Check a recipe, its source manifest, the source files and the model; list every problem.
+    #[command(after_help = "\
+Every problem is printed as `file:line:col: message` followed by how to fix it; exit code 1 if any.
+
+Example:
+  texaug validate recipes/demo.toml")]
+    Validate(ValidateArgs),
+    /// Summarize an output folder: counts per label, stage and status, and every failure with its error.
+    #[command(after_help = "Example:\n  texaug inspect output/demo")]
+    Inspect(InspectArgs),
+    /// Merge the outputs of several shards into one folder (samples and one manifest, deduplicated).
+    #[command(after_help = "\
+Examples:
+  texaug merge output/demo --out output/demo-merged          # all shards of one output folder
+  texaug merge /scratch/a /scratch/b --out output/demo --copy
+
+The destination is built next to --out and renamed into place, so it is complete or absent.")]
+    Merge(MergeArgs),
+    /// One img2img call on one image: the quickest way to try a model, prompt and strength.
+    #[command(after_help = "\
+Example:
+  texaug generate --model models/tiny-sd1 --image in.png --prompt \"a mug carved from oak\" \\
+      --strength 0.6 --steps 20 --guidance 7.5 --scheduler ddim --seed 42 --out out.png")]
+    Generate(GenerateArgs),
+    /// Model utilities.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Developer utilities (demo data).
+    #[command(subcommand, hide = true)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// Progress bars on stderr (overall and one per device).
+    Bar,
+    /// One JSON event per line on stdout, for cluster logs.
+    Json,
+    /// Nothing but errors and the final summary.
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The recipe (TOML).
+    pub recipe: PathBuf,
+    /// Run only jobs i with i % N == I (0-based I), e.g. `--shard $SLURM_ARRAY_TASK_ID/16`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Devices, overriding the recipe: `auto`, `cpu`, `cuda:0`, or a list `cuda:0,cuda:1`.
+    #[arg(long, value_name = "LIST")]
+    pub devices: Option<String>,
+    /// Continue a run into the same output: skip samples the journal holds as done, retry failed ones.
+    #[arg(long)]
+    pub resume: bool,
+    /// How to report progress.
+    #[arg(long, value_enum, default_value = "bar")]
+    pub progress: ProgressMode,
+    /// Stop at the first failed sample (finished samples are kept; run again with --resume).
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Output folder, overriding the recipe's `output` (default `output/<name>`).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Aligned columns for reading.
+    Table,
+    /// One JSON object per job, for scripts.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The recipe (TOML).
+    pub recipe: PathBuf,
+    /// Only the jobs of this shard (see `texaug run --shard`).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The recipe (TOML).
+    pub recipe: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An output folder (holds `manifest/part-*.parquet`).
+    pub output: PathBuf,
+    /// Print at most this many failures.
+    #[arg(long, default_value_t = 50)]
+    pub max_failures: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Output folders to merge (each holds `manifest/part-*.parquet` and `samples/`).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// The merged folder; must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Copy sample files instead of hard-linking them (hard links fall back to copies across file systems).
+    #[arg(long)]
+    pub copy: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Model folder in diffusers layout.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Input image.
+    #[arg(long, value_name = "IN.png")]
+    pub image: PathBuf,
+    #[arg(long)]
+    pub prompt: String,
+    #[arg(long, default_value = "")]
+    pub negative: String,
+    /// How much to change the image, in (0, 1]: 0.3 keeps the layout, 0.9 nearly ignores it.
+    #[arg(long, default_value_t = 0.6)]
+    pub strength: f64,
+    #[arg(long, default_value_t = 30)]
+    pub steps: u32,
+    /// Classifier-free guidance scale (<= 1 disables it).
+    #[arg(long, default_value_t = 7.5)]
+    pub guidance: f64,
+    /// ddim | euler | euler_a | dpmpp2m | dpmpp2m_karras | pndm (default: the model's scheduler config).
+    #[arg(long)]
+    pub scheduler: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Run at this size (multiple of 8); the result is resized back to the input's size.
+    #[arg(long)]
+    pub size: Option<u32>,
+    /// cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Depth image for a depth-conditioned model.
+    #[arg(long, value_name = "D.png")]
+    pub depth: Option<PathBuf>,
+    /// ControlNet folder (conditioned on --depth; the model is then SD 1.x).
+    #[arg(long, value_name = "DIR")]
+    pub controlnet: Option<PathBuf>,
+    /// With --controlnet: how strongly the depth steers the result.
+    #[arg(long, default_value_t = 1.0)]
+    pub conditioning_scale: f64,
+    #[arg(long, value_name = "OUT.png")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Write a tiny random model in diffusers layout (for tests and CI; seconds on a CPU).
+    #[command(
+        after_help = "Example:\n  texaug model init-tiny --kind sd1 --out output/models/tiny-sd1 --vocab bpe_simple_vocab_16e6.txt.gz"
+    )]
+    InitTiny(InitTinyArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TinyKindArg {
+    Sd1,
+    Sd2,
+    Sd2Depth,
+    Controlnet,
+}
+
+#[derive(Debug, Args)]
+pub struct InitTinyArgs {
+    #[arg(long, value_enum)]
+    pub kind: TinyKindArg,
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz); default: the TEXAUG_CLIP_VOCAB environment variable.
+    #[arg(long, value_name = "GZ")]
+    pub vocab: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Write the demo's source images and meshes, and a manifest.csv, into DIR.
+    DemoData { dir: PathBuf },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn shard_parses_from_the_command_line() {
+        let cli = Cli::try_parse_from(["texaug", "run", "r.toml", "--shard", "2/5"]).unwrap();
+        match cli.command {
+            Command::Run(args) => assert_eq!(args.shard, Some(Shard { index: 2, count: 5 })),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["texaug", "run", "r.toml", "--shard", "5/5"]).is_err());
+    }
+}

@@ -1,0 +1,33 @@
+//! `texaug model init-tiny`: a tiny random model in the diffusers layout, for tests, CI and the demo.
+
+use crate::cli::{InitTinyArgs, TinyKindArg};
+use anyhow::{anyhow, Context, Result};
+use std::process::ExitCode;
+use texaug_stages::diffusion::tiny::{init_tiny as write_tiny, TinyKind};
+
+pub fn init_tiny(args: InitTinyArgs) -> Result<ExitCode> {
+    let vocab = match args.vocab {
+        Some(v) => v,
+        None => std::env::var_os("TEXAUG_CLIP_VOCAB").map(Into::into).ok_or_else(|| {
+            anyhow!(
+                "no CLIP vocabulary: pass --vocab bpe_simple_vocab_16e6.txt.gz or set TEXAUG_CLIP_VOCAB \
+                 (`make setup` downloads it)"
+            )
+        })?,
+    };
+    let kind = match args.kind {
+        TinyKindArg::Sd1 => TinyKind::Sd1,
+        TinyKindArg::Sd2 => TinyKind::Sd2,
+        TinyKindArg::Sd2Depth => TinyKind::Sd2Depth,
+        TinyKindArg::Controlnet => TinyKind::ControlNet,
+    };
+    let t0 = std::time::Instant::now();
+    write_tiny(kind, &args.out, &vocab, args.seed)
+        .with_context(|| format!("writing a tiny {kind:?} model into {}", args.out.display()))?;
+    eprintln!(
+        "texaug: wrote a tiny {kind:?} model to {} in {:.1} s",
+        args.out.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,337 @@
+//! The plan (pure): recipe × sources → jobs sorted by `sample_id`, each with its seed, prompt and strength.
+//! Nothing else decides what a run makes, so `texaug plan` shows exactly what `texaug run` will do.
+
+use crate::recipe::{
+    canonical_scheduler, Recipe, StageKind, StageSpec, Strength, DEFAULT_AZIMUTHS,
+};
+use crate::source_manifest::{Source, SourceKind};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// `--shard I/N`: keep the jobs whose index i in the sorted plan has i % N == I.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// The file-name form used for manifest parts: `0003-of-0016` (zero-padded so parts sort in shard order).
+    pub fn tag(&self) -> String {
+        format!("{:04}-of-{:04}", self.index, self.count)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("shard `{s}` must look like I/N with 0 <= I < N, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = i.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// One sample to make.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub sample_id: String,
+    #[serde(skip)]
+    pub source: Arc<Source>,
+    pub source_id: String,
+    pub stage_index: usize,
+    pub stage: String,
+    pub stage_kind: StageKind,
+    pub variant: u32,
+    pub seed: u64,
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub strength: f64,
+    pub guidance: f64,
+    pub steps: u32,
+    /// Canonical scheduler name, or None for the model's own scheduler config.
+    pub scheduler: Option<String>,
+    pub size: u32,
+    pub views: Option<u32>,
+}
+
+/// `sample_id` = hex(sha256(source id ‖ 0 ‖ stage name ‖ 0 ‖ variant))[..16]. The zero bytes keep ("ab","c") and
+/// ("a","bc") apart.
+pub fn sample_id(source_id: &str, stage: &str, variant: u32) -> String {
+    let mut h = Sha256::new();
+    h.update(source_id.as_bytes());
+    h.update([0u8]);
+    h.update(stage.as_bytes());
+    h.update([0u8]);
+    h.update(variant.to_string().as_bytes());
+    hex::encode(&h.finalize()[..8])
+}
+
+/// A job's seed in [0, 2^63) so it fits every signed 64-bit column and `torch.Generator.manual_seed`.
+pub fn job_seed(recipe_seed: u64, sample_id: &str) -> u64 {
+    let mut h = Sha256::new();
+    h.update(recipe_seed.to_le_bytes());
+    h.update(sample_id.as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(b) >> 1
+}
+
+/// splitmix64 (Steele, Lea, Flood 2014): a tiny, well-mixed generator, enough to sample one strength per job.
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1) with 53 bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn sample_strength(strength: Strength, seed: u64) -> f64 {
+    match strength {
+        Strength::Fixed(v) => v,
+        Strength::Range([lo, hi]) => {
+            let u = SplitMix64::new(seed).next_f64();
+            // Four decimals: readable in manifests, and the same value whichever language re-reads it.
+            ((lo + u * (hi - lo)) * 1e4).round() / 1e4
+        }
+    }
+}
+
+/// Expands `{label}` (and `{id}`) in a prompt.
+pub fn fill_prompt(template: &str, source: &Source) -> String {
+    template
+        .replace("{label}", &source.label)
+        .replace("{id}", &source.id)
+}
+
+/// The cameras a depth stage renders a mesh from: the azimuth ring plus top and bottom.
+fn planned_views(stage: &StageSpec, source: &Source) -> Option<u32> {
+    (stage.kind == StageKind::Depth && source.kind == SourceKind::Mesh)
+        .then(|| stage.views.unwrap_or(DEFAULT_AZIMUTHS) + 2)
+}
+
+/// Every job of the recipe over the sources, sorted by sample_id.
+pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let model_scheduler = recipe.model.scheduler.as_deref();
+    for source in sources {
+        let source = Arc::new(source.clone());
+        for (stage_index, stage) in recipe.stages.iter().enumerate() {
+            let stage_name = stage.stage_name();
+            let scheduler = stage
+                .scheduler
+                .as_deref()
+                .or(model_scheduler)
+                .and_then(canonical_scheduler)
+                .map(str::to_string);
+            for variant in 0..stage.variants {
+                let id = sample_id(&source.id, &stage_name, variant);
+                let seed = job_seed(recipe.seed, &id);
+                let prompt = match &source.prompt {
+                    Some(p) => fill_prompt(p, &source),
+                    None if stage.prompts.is_empty() => String::new(),
+                    None => {
+                        let t = &stage.prompts[variant as usize % stage.prompts.len()];
+                        fill_prompt(t, &source)
+                    }
+                };
+                jobs.push(Job {
+                    sample_id: id,
+                    source: source.clone(),
+                    source_id: source.id.clone(),
+                    stage_index,
+                    stage: stage_name.clone(),
+                    stage_kind: stage.kind,
+                    variant,
+                    seed,
+                    prompt,
+                    negative_prompt: fill_prompt(&stage.negative_prompt, &source),
+                    strength: sample_strength(stage.strength, seed),
+                    guidance: stage.guidance,
+                    steps: stage.steps,
+                    scheduler: scheduler.clone(),
+                    size: stage.size,
+                    views: planned_views(stage, &source),
+                });
+            }
+        }
+    }
+    jobs.sort_by(|a, b| a.sample_id.cmp(&b.sample_id));
+    jobs
+}
+
+/// The jobs of one shard.
+pub fn shard(jobs: Vec<Job>, shard: Shard) -> Vec<Job> {
+    jobs.into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % shard.count == shard.index)
+        .map(|(_, j)| j)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::{DevicesSpec, ModelSpec, SourcesSpec, StageSpec};
+    use std::collections::HashSet;
+    use std::path::PathBuf;
+
+    fn source(id: &str, label: &str, prompt: Option<&str>) -> Source {
+        Source {
+            id: id.into(),
+            path: PathBuf::from(format!("{id}.png")),
+            label: label.into(),
+            kind: SourceKind::Image,
+            depth: None,
+            prompt: prompt.map(str::to_string),
+            split: None,
+            origin: PathBuf::from("m.csv"),
+            line: 2,
+        }
+    }
+
+    fn recipe(strength: Strength, variants: u32) -> Recipe {
+        Recipe {
+            name: "t".into(),
+            seed: 5,
+            output: None,
+            sources: SourcesSpec {
+                manifest: Some("m.csv".into()),
+                dir: None,
+                label: None,
+            },
+            model: ModelSpec {
+                path: Some("m".into()),
+                id: None,
+                variant: None,
+                dtype: "auto".into(),
+                scheduler: Some("dpm++2m".into()),
+            },
+            devices: DevicesSpec::default(),
+            stages: vec![StageSpec {
+                kind: StageKind::Style,
+                name: None,
+                prompts: vec!["a {label} of oak".into(), "a {label} of tin".into()],
+                negative_prompt: "blurry".into(),
+                strength,
+                steps: 4,
+                scheduler: None,
+                guidance: 7.5,
+                variants,
+                size: 64,
+                views: None,
+                sharpness: None,
+                gutter: None,
+                controlnet: None,
+                conditioning_scale: None,
+            }],
+            depth: None,
+        }
+    }
+
+    #[test]
+    fn jobs_are_sorted_unique_and_prompted_per_variant() {
+        let sources = [
+            source("a", "mug", None),
+            source("b", "cup", Some("a {label} in gold")),
+        ];
+        let jobs = plan(&recipe(Strength::Fixed(0.5), 3), &sources);
+        assert_eq!(jobs.len(), 6);
+        assert!(jobs.windows(2).all(|w| w[0].sample_id < w[1].sample_id));
+        let ids: HashSet<_> = jobs.iter().map(|j| &j.sample_id).collect();
+        assert_eq!(ids.len(), 6);
+        for j in &jobs {
+            let expected = match (j.source_id.as_str(), j.variant % 2) {
+                ("b", _) => "a cup in gold",
+                (_, 0) => "a mug of oak",
+                _ => "a mug of tin",
+            };
+            assert_eq!(j.prompt, expected);
+            assert!(j.seed < 1 << 63);
+            assert_eq!(j.scheduler.as_deref(), Some("dpmpp2m"));
+        }
+    }
+
+    #[test]
+    fn sample_ids_hash_the_documented_fields() {
+        let mut h = Sha256::new();
+        h.update(b"a\0style\x002");
+        assert_eq!(sample_id("a", "style", 2), hex::encode(&h.finalize()[..8]));
+        assert_ne!(sample_id("ab", "c", 0), sample_id("a", "bc", 0));
+    }
+
+    #[test]
+    fn ranged_strength_stays_in_range_and_varies() {
+        let sources: Vec<Source> = (0..20)
+            .map(|i| source(&format!("s{i}"), "mug", None))
+            .collect();
+        let jobs = plan(&recipe(Strength::Range([0.4, 0.8]), 2), &sources);
+        let values: HashSet<u64> = jobs.iter().map(|j| j.strength.to_bits()).collect();
+        assert!(jobs.iter().all(|j| (0.4..=0.8).contains(&j.strength)));
+        assert!(values.len() > 20);
+    }
+
+    #[test]
+    fn shards_partition_the_plan() {
+        let sources: Vec<Source> = (0..7)
+            .map(|i| source(&format!("s{i}"), "mug", None))
+            .collect();
+        let all = plan(&recipe(Strength::Fixed(0.5), 2), &sources);
+        let mut seen = Vec::new();
+        for i in 0..3 {
+            seen.extend(
+                shard(all.clone(), Shard { index: i, count: 3 })
+                    .into_iter()
+                    .map(|j| j.sample_id),
+            );
+        }
+        seen.sort();
+        let all_ids: Vec<_> = all.iter().map(|j| j.sample_id.clone()).collect();
+        assert_eq!(seen, all_ids);
+    }
+
+    #[test]
+    fn splitmix_matches_the_reference_sequence() {
+        // First outputs for seed 1234567 from the published reference implementation (Vigna, splitmix64.c).
+        let mut r = SplitMix64::new(1234567);
+        assert_eq!(r.next_u64(), 6457827717110365317);
+        assert_eq!(r.next_u64(), 3203168211198807973);
+    }
+
+    #[test]
+    fn shard_parsing_rejects_out_of_range() {
+        assert_eq!("1/3".parse::<Shard>(), Ok(Shard { index: 1, count: 3 }));
+        assert!("3/3".parse::<Shard>().is_err());
+        assert!("1-3".parse::<Shard>().is_err());
+        assert!("0/0".parse::<Shard>().is_err());
+    }
+}

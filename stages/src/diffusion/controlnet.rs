@@ -1,0 +1,355 @@
+//! `ControlNetModel`: a copy of the UNet's down and mid path that reads a control image and returns residuals for
+//! the UNet's skip connections, as diffusers' `controlnets/controlnet.py` defines it.
+
+use super::config::defaults::*;
+use super::config::{read_json, unsupported, ConfigError, PerBlock, UNet2DConditionConfig};
+use super::resnet::conv2d;
+use super::unet::{
+    check_shape, ControlResiduals, EncoderOutput, InputError, UNet2DConditionModel, UNetEncoder,
+};
+use serde::Deserialize;
+use std::path::Path;
+use tch::{nn, nn::Module, Tensor};
+
+/// `controlnet/config.json` of a `ControlNetModel`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ControlNetConfig {
+    #[serde(default = "d_4")]
+    pub in_channels: i64,
+    #[serde(default = "d_3")]
+    pub conditioning_channels: i64,
+    #[serde(default = "d_true")]
+    pub flip_sin_to_cos: bool,
+    #[serde(default)]
+    pub freq_shift: f64,
+    #[serde(default = "d_unet_down")]
+    pub down_block_types: Vec<String>,
+    #[serde(default = "d_mid")]
+    pub mid_block_type: Option<String>,
+    #[serde(default = "d_false_per_block")]
+    pub only_cross_attention: PerBlock<bool>,
+    #[serde(default = "d_unet_channels")]
+    pub block_out_channels: Vec<i64>,
+    #[serde(default = "d_layers")]
+    pub layers_per_block: PerBlock<i64>,
+    #[serde(default = "d_1")]
+    pub downsample_padding: i64,
+    #[serde(default = "d_one_f")]
+    pub mid_block_scale_factor: f64,
+    #[serde(default = "d_silu")]
+    pub act_fn: String,
+    #[serde(default = "d_groups")]
+    pub norm_num_groups: Option<i64>,
+    #[serde(default = "d_eps")]
+    pub norm_eps: f64,
+    #[serde(default = "d_cross")]
+    pub cross_attention_dim: PerBlock<i64>,
+    #[serde(default = "d_one_layer")]
+    pub transformer_layers_per_block: PerBlock<i64>,
+    #[serde(default = "d_head_dim")]
+    pub attention_head_dim: PerBlock<i64>,
+    #[serde(default)]
+    pub num_attention_heads: Option<PerBlock<i64>>,
+    #[serde(default)]
+    pub use_linear_projection: bool,
+    #[serde(default)]
+    pub class_embed_type: Option<String>,
+    #[serde(default)]
+    pub addition_embed_type: Option<String>,
+    #[serde(default)]
+    pub upcast_attention: bool,
+    #[serde(default = "d_default")]
+    pub resnet_time_scale_shift: String,
+    #[serde(default = "d_rgb")]
+    pub controlnet_conditioning_channel_order: String,
+    #[serde(default = "d_cond_channels")]
+    pub conditioning_embedding_out_channels: Vec<i64>,
+    #[serde(default)]
+    pub global_pool_conditions: bool,
+}
+
+impl Default for ControlNetConfig {
+    fn default() -> Self {
+        serde_json::from_str("{}").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
+}
+
+impl ControlNetConfig {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Self = read_json(path)?;
+        cfg.validate().map_err(|e| e.at(path))?;
+        Ok(cfg)
+    }
+
+    /// The UNet config whose down and mid path this ControlNet copies (same block code, same key names).
+    pub fn as_unet(&self) -> UNet2DConditionConfig {
+        let up = self
+            .down_block_types
+            .iter()
+            .rev()
+            .map(|t| t.replace("Down", "Up"))
+            .collect();
+        UNet2DConditionConfig {
+            in_channels: self.in_channels,
+            out_channels: self.in_channels,
+            flip_sin_to_cos: self.flip_sin_to_cos,
+            freq_shift: self.freq_shift,
+            down_block_types: self.down_block_types.clone(),
+            mid_block_type: self.mid_block_type.clone(),
+            up_block_types: up,
+            only_cross_attention: self.only_cross_attention.clone(),
+            block_out_channels: self.block_out_channels.clone(),
+            layers_per_block: self.layers_per_block.clone(),
+            downsample_padding: self.downsample_padding,
+            mid_block_scale_factor: self.mid_block_scale_factor,
+            act_fn: self.act_fn.clone(),
+            norm_num_groups: self.norm_num_groups,
+            norm_eps: self.norm_eps,
+            cross_attention_dim: self.cross_attention_dim.clone(),
+            transformer_layers_per_block: self.transformer_layers_per_block.clone(),
+            attention_head_dim: self.attention_head_dim.clone(),
+            num_attention_heads: self.num_attention_heads.clone(),
+            use_linear_projection: self.use_linear_projection,
+            class_embed_type: self.class_embed_type.clone(),
+            addition_embed_type: self.addition_embed_type.clone(),
+            upcast_attention: self.upcast_attention,
+            resnet_time_scale_shift: self.resnet_time_scale_shift.clone(),
+            ..UNet2DConditionConfig::default()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.as_unet().validate()?;
+        if self.controlnet_conditioning_channel_order != "rgb"
+            && self.controlnet_conditioning_channel_order != "bgr"
+        {
+            return Err(unsupported(
+                "controlnet_conditioning_channel_order",
+                &self.controlnet_conditioning_channel_order,
+            ));
+        }
+        if self.conditioning_embedding_out_channels.is_empty() {
+            return Err(ConfigError::invalid(
+                "conditioning_embedding_out_channels",
+                "is empty",
+                "give at least one channel count (diffusers' default is [16, 32, 96, 256])",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `ControlNetConditioningEmbedding`: control image `[b, 3, H, W]` → features `[b, c0, H/f, W/f]` through
+/// 3×3 convolutions with SiLU, each channel step a stride-2 convolution.
+#[derive(Debug)]
+struct ConditioningEmbedding {
+    conv_in: nn::Conv2D,
+    blocks: Vec<nn::Conv2D>,
+    conv_out: nn::Conv2D,
+}
+
+impl ConditioningEmbedding {
+    fn new(vs: nn::Path, cond_channels: i64, channels: &[i64], out_channels: i64) -> Self {
+        let mut blocks = Vec::new();
+        for (i, w) in channels.windows(2).enumerate() {
+            let j = 2 * i as i64;
+            blocks.push(conv2d(&vs / "blocks" / j, w[0], w[0], 3, 1, 1));
+            blocks.push(conv2d(&vs / "blocks" / (j + 1), w[0], w[1], 3, 2, 1));
+        }
+        let last = channels.last().copied().unwrap_or(channels[0]);
+        ConditioningEmbedding {
+            conv_in: conv2d(&vs / "conv_in", cond_channels, channels[0], 3, 1, 1),
+            blocks,
+            conv_out: conv2d(&vs / "conv_out", last, out_channels, 3, 1, 1),
+        }
+    }
+}
+
+impl Module for ConditioningEmbedding {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let mut h = self.conv_in.forward(xs).silu();
+        for b in &self.blocks {
+            h = b.forward(&h).silu();
+        }
+        self.conv_out.forward(&h)
+    }
+}
+
+#[derive(Debug)]
+pub struct ControlNetModel {
+    encoder: UNetEncoder,
+    cond_embedding: ConditioningEmbedding,
+    down_zero_convs: Vec<nn::Conv2D>,
+    mid_zero_conv: nn::Conv2D,
+    skip_channels: Vec<i64>,
+    cfg: ControlNetConfig,
+}
+
+impl ControlNetModel {
+    pub fn new(vs: nn::Path, cfg: &ControlNetConfig) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let unet_cfg = cfg.as_unet();
+        let plan = unet_cfg.block_plan()?;
+        let encoder = UNetEncoder::new(&vs, &unet_cfg, &plan);
+        let ch = &cfg.block_out_channels;
+        // one zero conv per skip connection: conv_in's output, each resnet, each downsampler
+        let mut skip_channels = vec![ch[0]];
+        for (i, &c) in ch.iter().enumerate() {
+            skip_channels.extend(std::iter::repeat_n(c, plan.layers[i].max(0) as usize));
+            if i + 1 < ch.len() {
+                skip_channels.push(c);
+            }
+        }
+        let zc = &vs / "controlnet_down_blocks";
+        let down_zero_convs = skip_channels
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| conv2d(&zc / i as i64, c, c, 1, 1, 0))
+            .collect();
+        let last = ch[ch.len() - 1];
+        Ok(ControlNetModel {
+            encoder,
+            cond_embedding: ConditioningEmbedding::new(
+                &vs / "controlnet_cond_embedding",
+                cfg.conditioning_channels,
+                &cfg.conditioning_embedding_out_channels,
+                ch[0],
+            ),
+            down_zero_convs,
+            mid_zero_conv: conv2d(&vs / "controlnet_mid_block", last, last, 1, 1, 0),
+            skip_channels,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// Checks that this ControlNet's residuals fit `unet`'s skip connections (count and channels).
+    pub fn check_compatible(&self, unet: &UNet2DConditionModel) -> Result<(), ConfigError> {
+        let u = unet.config();
+        if u.block_out_channels != self.cfg.block_out_channels
+            || unet.num_skips() != self.skip_channels.len()
+        {
+            return Err(ConfigError::invalid(
+                "block_out_channels",
+                format!(
+                    "of the ControlNet ({:?}, {} residuals) do not match the UNet's ({:?}, {} skip connections)",
+                    self.cfg.block_out_channels,
+                    self.skip_channels.len(),
+                    u.block_out_channels,
+                    unet.num_skips()
+                ),
+                "use a ControlNet trained for this base model (same down blocks and channels)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the control image: `[b, conditioning_channels, H, W]` with the sample's batch and `H, W` a
+    /// multiple of the embedding's down factor times the latent size.
+    pub fn check_cond(&self, sample: &Tensor, controlnet_cond: &Tensor) -> Result<(), InputError> {
+        let (b, _, h, w) = sample.size4().unwrap_or((0, 0, 0, 0));
+        let f = 1i64 << (self.cfg.conditioning_embedding_out_channels.len() - 1);
+        let c = self.cfg.conditioning_channels;
+        check_shape(
+            "ControlNet",
+            "controlnet_cond",
+            controlnet_cond,
+            4,
+            &[(0, b), (1, c), (2, h * f), (3, w * f)],
+            &format!("[{b}, {c}, {}, {}]", h * f, w * f),
+            "give one control image per latent, at the output image's size, values in [0, 1]",
+        )
+    }
+
+    /// `sample [b, c, h, w]`, `timesteps` (`[b]` or one value), context `[b, m, d]`, control image
+    /// `[b, 3, H, W]` in [0, 1] → residuals already multiplied by `conditioning_scale`.
+    pub fn forward(
+        &self,
+        sample: &Tensor,
+        timesteps: &Tensor,
+        encoder_hidden_states: &Tensor,
+        controlnet_cond: &Tensor,
+        conditioning_scale: f64,
+    ) -> ControlResiduals {
+        let cond = controlnet_cond.to_kind(sample.kind());
+        let cond = if self.cfg.controlnet_conditioning_channel_order == "bgr" {
+            cond.flip([1])
+        } else {
+            cond
+        };
+        let temb = self.encoder.time_embed(sample, timesteps);
+        let h = self.encoder.stem(sample) + self.cond_embedding.forward(&cond);
+        let context = encoder_hidden_states.to_kind(sample.kind());
+        let EncoderOutput { hidden, skips, .. } = self.encoder.down_mid(h, temb, &context);
+        let finish = |t: Tensor| {
+            let t = if self.cfg.global_pool_conditions {
+                t.mean_dim([2, 3].as_slice(), true, None)
+            } else {
+                t
+            };
+            t * conditioning_scale
+        };
+        let down = skips
+            .iter()
+            .zip(&self.down_zero_convs)
+            .map(|(s, conv)| finish(conv.forward(s)))
+            .collect();
+        ControlResiduals {
+            down,
+            mid: finish(self.mid_zero_conv.forward(&hidden)),
+        }
+    }
+
+    pub fn config(&self) -> &ControlNetConfig {
+        &self.cfg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn residual_shapes_and_names() {
+        let cfg: ControlNetConfig = serde_json::from_value(serde_json::json!({
+            "block_out_channels": [32, 64],
+            "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+            "attention_head_dim": 8, "cross_attention_dim": 32, "layers_per_block": 1,
+            "conditioning_embedding_out_channels": [8, 16, 16, 32],
+        }))
+        .unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cn = ControlNetModel::new(vs.root(), &cfg).unwrap();
+        let x = Tensor::randn([2, 4, 8, 8], (Kind::Float, Device::Cpu));
+        let ctx = Tensor::randn([2, 7, 32], (Kind::Float, Device::Cpu));
+        let cond = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+        let r = cn.forward(&x, &Tensor::from(500i64), &ctx, &cond, 0.8);
+        let shapes: Vec<Vec<i64>> = r.down.iter().map(Tensor::size).collect();
+        assert_eq!(
+            shapes,
+            [
+                vec![2, 32, 8, 8],
+                vec![2, 32, 8, 8],
+                vec![2, 32, 4, 4],
+                vec![2, 64, 4, 4]
+            ]
+        );
+        assert_eq!(r.mid.size(), [2, 64, 4, 4]);
+        assert!(cn.check_cond(&x, &cond).is_ok());
+        assert!(cn.check_cond(&x, &cond.narrow(2, 0, 32)).is_err());
+        let vars = vs.variables();
+        for key in [
+            "controlnet_cond_embedding.blocks.5.weight",
+            "controlnet_cond_embedding.conv_out.bias",
+            "controlnet_down_blocks.3.weight",
+            "controlnet_mid_block.weight",
+            "down_blocks.0.attentions.0.proj_in.weight",
+            "mid_block.resnets.1.conv1.weight",
+        ] {
+            assert!(vars.contains_key(key), "missing {key}");
+        }
+        assert!(!vars
+            .keys()
+            .any(|k| k.starts_with("up_blocks") || k.starts_with("conv_out")));
+    }
+}

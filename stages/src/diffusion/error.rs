@@ -1,0 +1,109 @@
+//! The errors of loading and running a Stable Diffusion pipeline.
+
+use std::path::PathBuf;
+
+use super::config::ConfigError;
+use super::model_dir::ModelDirError;
+use super::schedulers::SchedulerError;
+use super::tokenizer::TokenizerError;
+use super::weights::WeightsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiffusionError {
+    #[error(transparent)]
+    Model(#[from] ModelDirError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    #[error(
+        "image {index} of the batch is {width}x{height}, but both sides must be multiples of {factor} (the VAE's \
+         downscale factor); resize or crop it, e.g. to {}x{}",
+        width / factor * factor, height / factor * factor
+    )]
+    Size {
+        index: usize,
+        width: u32,
+        height: u32,
+        factor: u32,
+    },
+    #[error("image {index} of the batch is {width}x{height}, the first is {w0}x{h0}; batch only equal sizes (see batch_key)")]
+    MixedSizes {
+        index: usize,
+        width: u32,
+        height: u32,
+        w0: u32,
+        h0: u32,
+    },
+    #[error("request {index} does not share the batch's {what}; group requests by batch_key before calling img2img")]
+    MixedBatch { index: usize, what: &'static str },
+    #[error("empty batch: img2img needs at least one request")]
+    EmptyBatch,
+    #[error(
+        "strength {strength} with {steps} steps runs no denoising step (int(steps * strength) = 0); \
+         raise strength or steps"
+    )]
+    NoSteps { strength: f64, steps: usize },
+    #[error("strength must be in [0, 1], got {strength} (request {index})")]
+    Strength { index: usize, strength: f64 },
+    #[error(
+        "the UNet in {path} takes {channels} input channels; texaug runs 4 (img2img) or 5 (depth-conditioned, \
+         latents + depth); use a Stable Diffusion 1.x/2.x or 2-depth model"
+    )]
+    Channels { path: PathBuf, channels: i64 },
+    #[error(
+        "model {model} is depth-conditioned (5 UNet input channels) and needs one depth map per request \
+         (got {given} for {requests} requests); use a depth stage, or a plain model for img2img"
+    )]
+    DepthNeeded {
+        model: String,
+        given: usize,
+        requests: usize,
+    },
+    #[error("model {model} takes no depth map (4 UNet input channels); drop the depth or use a depth model")]
+    DepthUnused { model: String },
+    #[error(
+        "model {model} has no ControlNet; put one in its controlnet/ folder or attach one with \
+         StableDiffusion::attach_controlnet"
+    )]
+    NoControlNet { model: String },
+    #[error(
+        "control image {index} is {width}x{height} but the image is {w0}x{h0}; give control images at the \
+         output size (got {given} for {requests} requests)"
+    )]
+    Control {
+        index: usize,
+        width: u32,
+        height: u32,
+        w0: u32,
+        h0: u32,
+        given: usize,
+        requests: usize,
+    },
+    #[error(
+        "depth map {index} is {width}x{height} with {len} values (expected width × height); \
+         give row-major values, one per pixel"
+    )]
+    DepthShape {
+        index: usize,
+        width: u32,
+        height: u32,
+        len: usize,
+    },
+    #[error("{what} failed in libtorch: {source}")]
+    Torch {
+        what: &'static str,
+        #[source]
+        source: tch::TchError,
+    },
+    #[error("cannot write {path}: {source}; check free space and permissions")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,836 @@
+//! Rasterizer, view schedule, depth images and texture baking against analytic answers.
+
+use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage, Rgba, RgbaImage};
+use texaug_stages::depth::{
+    load_depth_image, rasterize, rasterize_with, view_schedule, Camera, DepthError, MeshView,
+    RasterOptions, NO_TRIANGLE,
+};
+use texaug_stages::texture::TextureBaker;
+
+/// Plain owned mesh arrays, as `MeshAsset::triangles()` hands them out.
+#[derive(Default, Clone)]
+struct Mesh {
+    positions: Vec<[f32; 3]>,
+    normals: Vec<[f32; 3]>,
+    uvs: Vec<[f32; 2]>,
+    indices: Vec<[u32; 3]>,
+    slots: Vec<u32>,
+}
+
+impl Mesh {
+    fn view(&self) -> MeshView<'_> {
+        MeshView::new(
+            &self.positions,
+            &self.normals,
+            &self.uvs,
+            &self.indices,
+            &self.slots,
+        )
+        .expect("test meshes are consistent")
+    }
+
+    fn bounds(&self) -> ([f32; 3], [f32; 3]) {
+        self.view().bounds().expect("non-empty mesh")
+    }
+
+    /// A quad centered at `c` spanning ±`r` and ±`t` (r × t = outward normal, so CCW from outside),
+    /// its UVs the rectangle `uv0..uv1` (top-left to bottom-right, v down).
+    fn add_quad(
+        &mut self,
+        c: [f32; 3],
+        r: [f32; 3],
+        t: [f32; 3],
+        uv0: [f32; 2],
+        uv1: [f32; 2],
+        slot: u32,
+    ) {
+        let n = normalize(cross(r, t));
+        let base = self.positions.len() as u32;
+        let corners = [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)];
+        for (a, b) in corners {
+            self.positions.push([
+                c[0] + a * r[0] + b * t[0],
+                c[1] + a * r[1] + b * t[1],
+                c[2] + a * r[2] + b * t[2],
+            ]);
+            self.normals.push(n);
+            let u = uv0[0] + (uv1[0] - uv0[0]) * (a + 1.0) / 2.0;
+            let v = uv1[1] + (uv0[1] - uv1[1]) * (b + 1.0) / 2.0;
+            self.uvs.push([u, v]);
+        }
+        self.indices.push([base, base + 1, base + 2]);
+        self.indices.push([base, base + 2, base + 3]);
+        self.slots.extend([slot, slot]);
+    }
+
+    /// An axis-aligned box with each face in its own cell of a 3 × 2 atlas (cells inset by `pad`).
+    fn add_box(&mut self, c: [f32; 3], h: f32, slot: u32) {
+        let pad = 0.02;
+        let faces: [([f32; 3], [f32; 3], [f32; 3]); 6] = [
+            ([0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]),
+            ([0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]),
+            ([1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]),
+            ([-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]),
+            ([0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]),
+            ([0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]),
+        ];
+        for (f, (n, r, t)) in faces.iter().enumerate() {
+            let (cx, cy) = ((f % 3) as f32, (f / 3) as f32);
+            let uv0 = [cx / 3.0 + pad, cy / 2.0 + pad];
+            let uv1 = [(cx + 1.0) / 3.0 - pad, (cy + 1.0) / 2.0 - pad];
+            let center = [c[0] + n[0] * h, c[1] + n[1] * h, c[2] + n[2] * h];
+            self.add_quad(center, scale(*r, h), scale(*t, h), uv0, uv1, slot);
+        }
+    }
+}
+
+/// A UV sphere: u = longitude (0 at +Z, growing toward +X), v = colatitude from the top (glTF v down).
+fn uv_sphere(radius: f32, segments: u32, rings: u32) -> Mesh {
+    let mut m = Mesh::default();
+    for i in 0..=rings {
+        for j in 0..=segments {
+            let (u, v) = (j as f32 / segments as f32, i as f32 / rings as f32);
+            let (theta, phi) = (v * std::f32::consts::PI, u * std::f32::consts::TAU);
+            let n = [
+                theta.sin() * phi.sin(),
+                theta.cos(),
+                theta.sin() * phi.cos(),
+            ];
+            m.positions.push(scale(n, radius));
+            m.normals.push(n);
+            m.uvs.push([u, v]);
+        }
+    }
+    let id = |i: u32, j: u32| i * (segments + 1) + j;
+    for i in 0..rings {
+        for j in 0..segments {
+            let (a, b, c, d) = (id(i, j), id(i + 1, j), id(i + 1, j + 1), id(i, j + 1));
+            if i + 1 < rings {
+                m.indices.push([a, b, c]);
+            }
+            if i > 0 {
+                m.indices.push([a, c, d]);
+            }
+        }
+    }
+    m.slots = vec![0; m.indices.len()];
+    m
+}
+
+fn scale(a: [f32; 3], s: f32) -> [f32; 3] {
+    [a[0] * s, a[1] * s, a[2] * s]
+}
+fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+fn dot(a: [f32; 3], b: [f32; 3]) -> f32 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+fn cross(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+fn normalize(a: [f32; 3]) -> [f32; 3] {
+    scale(a, 1.0 / dot(a, a).sqrt())
+}
+
+fn front_camera(distance: f32, size: u32) -> Camera {
+    Camera::look_at(
+        [0.0, 0.0, distance],
+        [0.0; 3],
+        [0.0, 1.0, 0.0],
+        50.0,
+        size,
+        size,
+        0.1,
+        100.0,
+    )
+}
+
+// ---------------------------------------------------------------- rasterizer
+
+/// A unit quad facing the camera: depth is the distance, uv linear in the world point, at every
+/// pixel center; the two triangles cover exactly the pixel centers inside the square (no crack
+/// along the shared diagonal).
+#[test]
+fn facing_quad_has_analytic_depth_uv_and_coverage() {
+    let mut m = Mesh::default();
+    m.add_quad(
+        [0.0; 3],
+        [1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0],
+        [1.0, 1.0],
+        0,
+    );
+    let cam = front_camera(3.0, 67);
+    let r = rasterize(&m.view(), &cam);
+    let w = cam.width() as usize;
+    let mut inside = 0;
+    for (i, &t) in r.triangle().iter().enumerate() {
+        let (x, y) = ((i % w) as f32 + 0.5, (i / w) as f32 + 0.5);
+        let p = cam.unproject(x, y, 3.0);
+        let is_inside = p[0].abs() < 1.0 && p[1].abs() < 1.0;
+        assert_eq!(
+            t != NO_TRIANGLE,
+            is_inside,
+            "coverage at pixel {x},{y} (world {p:?})"
+        );
+        if !is_inside {
+            assert!(r.depth()[i].is_infinite());
+            continue;
+        }
+        inside += 1;
+        assert!(
+            (r.depth()[i] - 3.0).abs() < 1e-4,
+            "depth {} at {x},{y}",
+            r.depth()[i]
+        );
+        let uv = r.uv()[i];
+        let want = [(p[0] + 1.0) / 2.0, (1.0 - p[1]) / 2.0];
+        assert!(
+            (uv[0] - want[0]).abs() < 1e-3 && (uv[1] - want[1]).abs() < 1e-3,
+            "uv {uv:?} vs {want:?}"
+        );
+        let to_eye = sub(cam.eye(), p);
+        let cos = to_eye[2] / dot(to_eye, to_eye).sqrt();
+        assert!((r.cos()[i] - cos).abs() < 1e-4);
+    }
+    assert!(inside > 500, "the quad covers {inside} pixels");
+    assert_eq!(r.covered_pixels(), inside);
+}
+
+/// A quad tilted 50° about Y: depth and uv must be perspective-correct (affine interpolation
+/// would be off by several percent in the middle).
+#[test]
+fn tilted_quad_is_perspective_correct() {
+    let (s, c) = 50f32.to_radians().sin_cos();
+    let (r_axis, t_axis) = ([c, 0.0, -s], [0.0, 1.0, 0.0]);
+    let n = cross(r_axis, t_axis);
+    let mut m = Mesh::default();
+    m.add_quad([0.0; 3], r_axis, t_axis, [0.0, 0.0], [1.0, 1.0], 0);
+    let cam = front_camera(2.5, 96);
+    let r = rasterize(&m.view(), &cam);
+    let w = cam.width() as usize;
+    let mut checked = 0;
+    for (i, &t) in r.triangle().iter().enumerate() {
+        if t == NO_TRIANGLE {
+            continue;
+        }
+        let (x, y) = ((i % w) as f32 + 0.5, (i / w) as f32 + 0.5);
+        // Ray through the pixel center: points eye + depth · d with unit forward component.
+        let d = sub(cam.unproject(x, y, 1.0), cam.eye());
+        let depth = dot(n, sub([0.0; 3], cam.eye())) / dot(n, d);
+        let p = cam.unproject(x, y, depth);
+        let (lx, ly) = (dot(p, r_axis), dot(p, t_axis));
+        if lx.abs() > 0.97 || ly.abs() > 0.97 {
+            continue; // pixels on the border may belong to either side by snapping
+        }
+        let want = [(lx + 1.0) / 2.0, (1.0 - ly) / 2.0];
+        assert!(
+            (r.depth()[i] - depth).abs() / depth < 1e-3,
+            "depth {} vs {depth}",
+            r.depth()[i]
+        );
+        let uv = r.uv()[i];
+        assert!(
+            (uv[0] - want[0]).abs() < 3e-3 && (uv[1] - want[1]).abs() < 3e-3,
+            "uv {uv:?} vs {want:?} at {x},{y}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 1000, "checked {checked} pixels");
+}
+
+/// glTF fronts are counter-clockwise: seen from behind, or with reversed winding, a quad is culled;
+/// with culling off it is drawn.
+#[test]
+fn back_faces_are_culled_with_gltf_winding() {
+    let mut m = Mesh::default();
+    m.add_quad(
+        [0.0; 3],
+        [1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0],
+        [1.0, 1.0],
+        0,
+    );
+    let behind = Camera::look_at(
+        [0.0, 0.0, -3.0],
+        [0.0; 3],
+        [0.0, 1.0, 0.0],
+        50.0,
+        64,
+        64,
+        0.1,
+        100.0,
+    );
+    assert!(rasterize(&m.view(), &front_camera(3.0, 64)).covered_pixels() > 0);
+    assert_eq!(rasterize(&m.view(), &behind).covered_pixels(), 0);
+    let no_cull = RasterOptions {
+        cull_back_faces: false,
+    };
+    assert!(rasterize_with(&m.view(), &behind, &no_cull).covered_pixels() > 0);
+
+    let mut reversed = m.clone();
+    for t in &mut reversed.indices {
+        t.swap(1, 2);
+    }
+    assert_eq!(
+        rasterize(&reversed.view(), &front_camera(3.0, 64)).covered_pixels(),
+        0
+    );
+}
+
+/// The nearer of two overlapping quads wins, whatever their order; the depth image is brighter
+/// where nearer and 0 on the background.
+#[test]
+fn depth_test_and_depth_image() {
+    let mut m = Mesh::default();
+    m.add_quad(
+        [0.0, 0.0, -0.5],
+        [1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0],
+        [1.0, 1.0],
+        0,
+    );
+    m.add_quad(
+        [0.3, 0.0, 0.5],
+        [0.5, 0.0, 0.0],
+        [0.0, 0.5, 0.0],
+        [0.0, 0.0],
+        [1.0, 1.0],
+        0,
+    );
+    let cam = front_camera(3.0, 64);
+    let center = |_: &texaug_stages::depth::ViewRaster| {
+        let (x, y, _) = cam.project([0.3, 0.0, 0.5]);
+        (y as usize) * 64 + x as usize
+    };
+    let r = rasterize(&m.view(), &cam);
+    let i = center(&r);
+    assert!((r.depth()[i] - 2.5).abs() < 1e-3);
+    assert!(r.triangle()[i] >= 2);
+    let mut swapped = m.clone();
+    swapped.indices.reverse();
+    let r2 = rasterize(&swapped.view(), &cam);
+    assert!((r2.depth()[center(&r2)] - 2.5).abs() < 1e-3);
+
+    let img = r.depth_image();
+    let (far_x, far_y, _) = cam.project([-0.6, 0.0, -0.5]);
+    assert_eq!(img.get_pixel(0, 0)[0], 0, "background");
+    assert_eq!(
+        img.get_pixel((i % 64) as u32, (i / 64) as u32)[0],
+        65535,
+        "nearest"
+    );
+    let far = img.get_pixel(far_x as u32, far_y as u32)[0];
+    assert!(far > 0 && far < 65535, "far surface {far}");
+}
+
+// ---------------------------------------------------------------- views
+
+#[test]
+fn view_schedule_names_and_framing() {
+    let (lo, hi) = ([-1.0, -0.5, -2.0], [3.0, 1.5, 0.0]);
+    let views = view_schedule(lo, hi, 8, true, 256);
+    let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "front",
+            "front-right",
+            "right",
+            "back-right",
+            "back",
+            "back-left",
+            "left",
+            "front-left",
+            "top",
+            "bottom"
+        ]
+    );
+    let center = [1.0, 0.5, -1.0];
+    let eye_dir = |k: usize| normalize(sub(views[k].camera.eye(), center));
+    assert!(
+        eye_dir(0)[2] > 0.9 && eye_dir(0)[0].abs() < 1e-5,
+        "front camera on +Z"
+    );
+    assert!(eye_dir(2)[0] > 0.9, "right camera on +X");
+    assert!(
+        eye_dir(8)[1] > 0.999 && eye_dir(9)[1] < -0.999,
+        "top and bottom"
+    );
+    for v in &views {
+        for c in 0..8 {
+            let p = [
+                if c & 1 == 0 { lo[0] } else { hi[0] },
+                if c & 2 == 0 { lo[1] } else { hi[1] },
+                if c & 4 == 0 { lo[2] } else { hi[2] },
+            ];
+            let (x, y, z) = v.camera.project(p);
+            assert!(
+                z > v.camera.near() && z < v.camera.far(),
+                "{}: depth {z}",
+                v.name
+            );
+            assert!(
+                (0.0..=256.0).contains(&x) && (0.0..=256.0).contains(&y),
+                "{}: corner at {x},{y}",
+                v.name
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------- baking
+
+/// A color pattern of a few cycles per turn, periodic in u and constant at the poles (where u is
+/// undefined): fine enough that resampling errors show, smooth enough for a 256² texture.
+fn pattern(u: f32, v: f32) -> [f32; 3] {
+    use std::f32::consts::{PI, TAU};
+    let s = (PI * v).sin();
+    [
+        0.5 + 0.4 * s * (TAU * 6.0 * u).sin(),
+        0.5 + 0.4 * (TAU * 4.0 * v).cos(),
+        0.5 + 0.4 * s * (TAU * 9.0 * u + TAU * 3.0 * v).cos(),
+    ]
+}
+
+fn pattern_texture(size: u32) -> RgbaImage {
+    RgbaImage::from_fn(size, size, |x, y| {
+        let c = pattern(
+            (x as f32 + 0.5) / size as f32,
+            (y as f32 + 0.5) / size as f32,
+        );
+        Rgba([
+            (c[0] * 255.0).round() as u8,
+            (c[1] * 255.0).round() as u8,
+            (c[2] * 255.0).round() as u8,
+            255,
+        ])
+    })
+}
+
+/// Each view's "generated" image is the analytic texture rendered from that view: baking must give
+/// the texture back where views saw it.
+#[test]
+fn baking_rendered_views_reproduces_the_texture() {
+    let sphere = uv_sphere(1.0, 128, 64);
+    let mesh = sphere.view();
+    let truth = pattern_texture(256);
+    let (lo, hi) = sphere.bounds();
+    let mut baker = TextureBaker::new(&[(256, 256)]);
+    for view in view_schedule(lo, hi, 8, true, 512) {
+        let raster = rasterize(&mesh, &view.camera);
+        let generated = raster.render_texture(&[&truth]);
+        baker.add_view(&mesh, &view.camera, &raster, &generated, 4.0);
+    }
+    let gray = RgbaImage::from_pixel(256, 256, Rgba([128, 128, 128, 255]));
+    let baked = baker.finish(&[gray], 2).remove(0);
+    assert!(baked.coverage > 0.99, "coverage {}", baked.coverage);
+    let (mut se, mut n) = (0.0f64, 0usize);
+    for (x, y, m) in baked.seen_mask.enumerate_pixels() {
+        if m[0] == 0 {
+            continue;
+        }
+        let (a, b) = (baked.image.get_pixel(x, y), truth.get_pixel(x, y));
+        for k in 0..3 {
+            se += (a[k] as f64 - b[k] as f64).powi(2);
+        }
+        n += 3;
+    }
+    let psnr = 10.0 * (255.0f64.powi(2) / (se / n as f64)).log10();
+    eprintln!(
+        "baked vs analytic: PSNR {psnr:.1} dB, coverage {:.4}",
+        baked.coverage
+    );
+    assert!(psnr >= 30.0, "PSNR {psnr:.1} dB over {} texels", n / 3);
+}
+
+fn bake_constant(
+    m: &Mesh,
+    views: &[(Camera, Rgb<u8>)],
+    sizes: &[(u32, u32)],
+    fallback: &[RgbaImage],
+    gutter: u32,
+) -> Vec<texaug_stages::texture::BakedTexture> {
+    let mesh = m.view();
+    let mut baker = TextureBaker::new(sizes);
+    for (cam, color) in views {
+        let raster = rasterize(&mesh, cam);
+        let generated = RgbImage::from_pixel(cam.width(), cam.height(), *color);
+        baker.add_view(&mesh, cam, &raster, &generated, 2.0);
+    }
+    baker.finish(fallback, gutter)
+}
+
+/// Default views (8 azimuths + top + bottom) see ≥ 99% of the used texels of convex meshes, and a
+/// color every view agrees on comes back exactly.
+#[test]
+fn default_views_cover_convex_meshes() {
+    let mut cube = Mesh::default();
+    cube.add_box([0.2, -0.1, 0.3], 0.8, 0);
+    for (name, m) in [("sphere", uv_sphere(1.0, 64, 32)), ("box", cube)] {
+        let (lo, hi) = m.bounds();
+        let views: Vec<(Camera, Rgb<u8>)> = view_schedule(lo, hi, 8, true, 256)
+            .into_iter()
+            .map(|v| (v.camera, Rgb([200, 40, 90])))
+            .collect();
+        let baked = bake_constant(&m, &views, &[(128, 128)], &[], 2).remove(0);
+        assert!(
+            baked.coverage >= 0.99,
+            "{name}: coverage {}",
+            baked.coverage
+        );
+        for (x, y, s) in baked.seen_mask.enumerate_pixels() {
+            if s[0] > 0 {
+                let p = baked.image.get_pixel(x, y);
+                assert!(
+                    p[0].abs_diff(200) <= 1 && p[1].abs_diff(40) <= 1 && p[2].abs_diff(90) <= 1,
+                    "{name}: {p:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A small box hidden behind a big one is not painted by the front view; alone, it is. The two
+/// boxes use two material slots with different texture sizes.
+#[test]
+fn occluded_texels_are_not_painted() {
+    let mut scene = Mesh::default();
+    scene.add_box([0.0, 0.0, 0.0], 1.0, 0);
+    scene.add_box([0.0, 0.0, -2.0], 0.2, 1);
+    let cam = Camera::look_at(
+        [0.0, 0.0, 6.0],
+        [0.0; 3],
+        [0.0, 1.0, 0.0],
+        40.0,
+        256,
+        256,
+        0.1,
+        100.0,
+    );
+    let red = [(cam, Rgb([255, 0, 0]))];
+    let fallback = [
+        RgbaImage::from_pixel(128, 128, Rgba([0, 0, 255, 255])),
+        RgbaImage::from_pixel(64, 64, Rgba([0, 255, 0, 255])),
+    ];
+    let baked = bake_constant(&scene, &red, &[(128, 128), (64, 64)], &fallback, 2);
+    assert!(
+        baked[0].coverage > 0.1,
+        "the big box's front face is seen: {}",
+        baked[0].coverage
+    );
+    assert_eq!(baked[1].coverage, 0.0, "the hidden box is not painted");
+    assert!(baked[1]
+        .image
+        .pixels()
+        .all(|p| *p == Rgba([0, 255, 0, 255])));
+
+    let mut alone = Mesh::default();
+    alone.add_box([0.0, 0.0, -2.0], 0.2, 1);
+    let baked = bake_constant(&alone, &red, &[(128, 128), (64, 64)], &fallback, 2);
+    assert!(
+        baked[1].coverage > 0.1,
+        "unoccluded, the small box's front face is seen"
+    );
+}
+
+/// Mirrored UVs (both halves of a quad on one UV rectangle) and a gutter: everything used is seen,
+/// the gutter takes the island's color out to `gutter_px` texels, beyond it the fallback stays.
+#[test]
+fn mirrored_uvs_and_gutter() {
+    let mut m = Mesh::default();
+    m.add_quad(
+        [-0.5, 0.0, 0.0],
+        [0.5, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.25, 0.25],
+        [0.5, 0.75],
+        0,
+    );
+    m.add_quad(
+        [0.5, 0.0, 0.0],
+        [0.5, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.5, 0.25],
+        [0.25, 0.75],
+        0,
+    );
+    let fallback = [RgbaImage::from_pixel(32, 32, Rgba([0, 0, 0, 255]))];
+    let baked = bake_constant(
+        &m,
+        &[(front_camera(3.0, 128), Rgb([10, 220, 30]))],
+        &[(32, 32)],
+        &fallback,
+        2,
+    )
+    .remove(0);
+    assert_eq!(baked.coverage, 1.0);
+    let used = |x: i64, y: i64| {
+        x >= 0 && y >= 0 && x < 32 && y < 32 && baked.used_mask.get_pixel(x as u32, y as u32)[0] > 0
+    };
+    let mut gutter = 0;
+    for (x, y, p) in baked.image.enumerate_pixels() {
+        let (x, y) = (x as i64, y as i64);
+        let dist = (0..=3)
+            .find(|&d| (-d..=d).any(|dy| (-d..=d).any(|dx| used(x + dx, y + dy))))
+            .unwrap_or(99);
+        match dist {
+            0..=2 => {
+                assert_eq!(
+                    *p,
+                    Rgba([10, 220, 30, 255]),
+                    "texel {x},{y} at distance {dist}"
+                );
+                gutter += usize::from(dist > 0);
+            }
+            _ => assert_eq!(*p, Rgba([0, 0, 0, 255]), "texel {x},{y} beyond the gutter"),
+        }
+    }
+    assert!(gutter > 20);
+}
+
+/// glTF UVs have v down: the top of a quad (v = 0) shows the texture's first rows, and a view
+/// whose top half is red bakes red into those rows.
+#[test]
+fn v_runs_down_from_render_to_bake() {
+    let mut m = Mesh::default();
+    m.add_quad(
+        [0.0; 3],
+        [1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0],
+        [1.0, 1.0],
+        0,
+    );
+    let cam = front_camera(3.0, 64);
+    let r = rasterize(&m.view(), &cam);
+    let (red, blue) = (Rgba([255, 0, 0, 255]), Rgba([0, 0, 255, 255]));
+    let tex = RgbaImage::from_fn(8, 8, |_, y| if y < 4 { red } else { blue });
+    let img = r.render_texture(&[&tex]);
+    let (x, top, _) = cam.project([0.0, 0.5, 0.0]);
+    let (_, bottom, _) = cam.project([0.0, -0.5, 0.0]);
+    assert_eq!(*img.get_pixel(x as u32, top as u32), Rgb([255, 0, 0]));
+    assert_eq!(*img.get_pixel(x as u32, bottom as u32), Rgb([0, 0, 255]));
+    assert_eq!(*img.get_pixel(0, 0), Rgb([128, 128, 128]), "background");
+
+    let generated = RgbImage::from_fn(64, 64, |_, y| {
+        if y < 32 {
+            Rgb([255, 0, 0])
+        } else {
+            Rgb([0, 0, 255])
+        }
+    });
+    let mut baker = TextureBaker::new(&[(8, 8)]);
+    baker.add_view(&m.view(), &cam, &r, &generated, 1.0);
+    let baked = baker.finish(&[], 0).remove(0);
+    assert_eq!(baked.coverage, 1.0);
+    assert_eq!(*baked.image.get_pixel(3, 1), red);
+    assert_eq!(*baked.image.get_pixel(3, 6), blue);
+}
+
+#[test]
+fn bad_mesh_arrays_are_errors() {
+    let p = [[0.0f32; 3]; 3];
+    assert!(matches!(
+        MeshView::new(&p, &[], &[], &[[0, 1, 3]], &[]),
+        Err(DepthError::IndexOutOfRange { .. })
+    ));
+    assert!(matches!(
+        MeshView::new(&p, &[[0.0; 3]], &[], &[[0, 1, 2]], &[]),
+        Err(DepthError::BadMesh { .. })
+    ));
+    assert!(matches!(
+        MeshView::new(&p, &[], &[], &[[0, 1, 2]], &[0, 0]),
+        Err(DepthError::BadMesh { .. })
+    ));
+}
+
+// ---------------------------------------------------------------- depth images
+
+#[test]
+fn png_depth_scales_to_unit_range() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p8 = dir.path().join("d8.png");
+    GrayImage::from_raw(3, 1, vec![0, 51, 255])
+        .expect("size")
+        .save(&p8)
+        .expect("write png");
+    let d = load_depth_image(&p8).expect("8-bit png");
+    assert_eq!((d.width(), d.height()), (3, 1));
+    assert_eq!(d.data(), &[0.0, 0.2, 1.0]);
+
+    let p16 = dir.path().join("d16.png");
+    ImageBuffer::<Luma<u16>, _>::from_raw(2, 2, vec![0u16, 13107, 65535, 1])
+        .expect("size")
+        .save(&p16)
+        .expect("write png");
+    let d = load_depth_image(&p16).expect("16-bit png");
+    assert_eq!(d.data(), &[0.0, 0.2, 1.0, 1.0 / 65535.0]);
+    assert_eq!(d.get(1, 1), Some(1.0 / 65535.0));
+
+    let color = dir.path().join("color.png");
+    RgbImage::from_pixel(2, 2, Rgb([1, 2, 3]))
+        .save(&color)
+        .expect("write png");
+    assert!(matches!(
+        load_depth_image(&color),
+        Err(DepthError::Unsupported { .. })
+    ));
+    assert!(matches!(
+        load_depth_image(dir.path().join("missing.png")),
+        Err(DepthError::Read { .. })
+    ));
+}
+
+/// A minimal one-strip, uncompressed, one-channel 32-bit float TIFF, written by hand.
+fn float_tiff(width: u32, height: u32, values: &[f32], little: bool) -> Vec<u8> {
+    let u16b = |v: u16| {
+        if little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    let u32b = |v: u32| {
+        if little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    let mut out = Vec::new();
+    out.extend_from_slice(if little { b"II" } else { b"MM" });
+    out.extend_from_slice(&u16b(42));
+    let data_offset = 8u32;
+    let data_len = (values.len() * 4) as u32;
+    out.extend_from_slice(&u32b(data_offset + data_len));
+    for v in values {
+        out.extend_from_slice(&if little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        });
+    }
+    // (tag, type, value) with SHORT = 3, LONG = 4; SHORT values sit left-justified in the field.
+    let entries: [(u16, u16, u32); 10] = [
+        (256, 4, width),
+        (257, 4, height),
+        (258, 3, 32),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, data_offset),
+        (277, 3, 1),
+        (278, 4, height),
+        (279, 4, data_len),
+        (339, 3, 3),
+    ];
+    out.extend_from_slice(&u16b(entries.len() as u16));
+    for (tag, typ, value) in entries {
+        out.extend_from_slice(&u16b(tag));
+        out.extend_from_slice(&u16b(typ));
+        out.extend_from_slice(&u32b(1));
+        if typ == 3 {
+            out.extend_from_slice(&u16b(value as u16));
+            out.extend_from_slice(&[0, 0]);
+        } else {
+            out.extend_from_slice(&u32b(value));
+        }
+    }
+    out.extend_from_slice(&u32b(0));
+    out
+}
+
+#[test]
+fn float_tiff_depth_is_read_as_stored() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let values = [0.5f32, 1.25, -3.0, 1000.0, 7.5, f32::NAN];
+    for little in [true, false] {
+        let path = dir.path().join(format!("d{little}.tif"));
+        std::fs::write(&path, float_tiff(3, 2, &values, little)).expect("write tiff");
+        let d = load_depth_image(&path).expect("float tiff");
+        assert_eq!((d.width(), d.height()), (3, 2));
+        assert_eq!(
+            d.data(),
+            &[0.5, 1.25, -3.0, 1000.0, 7.5, 0.0],
+            "little endian: {little}"
+        );
+    }
+    // Float RGB with equal channels, through the `image` decoder.
+    let path = dir.path().join("rgb.tif");
+    let rgb = image::Rgb32FImage::from_fn(2, 1, |x, _| Rgb([x as f32 + 0.25; 3]));
+    image::DynamicImage::ImageRgb32F(rgb)
+        .save(&path)
+        .expect("write tiff");
+    assert_eq!(
+        load_depth_image(&path).expect("rgb float tiff").data(),
+        &[0.25, 1.25]
+    );
+}
+
+// ---------------------------------------------------------------- estimator
+
+/// A traced stand-in for a depth network: the channel mean of its normalized input, `[1, H, W]`.
+fn channel_mean_module(path: &std::path::Path) {
+    let example = tch::Tensor::zeros([1, 3, 64, 64], (tch::Kind::Float, tch::Device::Cpu));
+    let module = tch::CModule::create_by_tracing("ChannelMean", "forward", &[example], &mut |x| {
+        vec![x[0].mean_dim([1i64].as_slice(), false, tch::Kind::Float)]
+    })
+    .expect("trace");
+    module.save(path).expect("save TorchScript");
+}
+
+#[test]
+fn estimator_normalizes_input_and_resizes_output() {
+    use texaug_stages::depth::{DepthEstimator, DepthNormalization};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("mean.pt");
+    channel_mean_module(&path);
+
+    let image = RgbImage::from_pixel(40, 30, Rgb([255, 0, 128]));
+    let est = DepthEstimator::load(&path, tch::Device::Cpu).expect("load");
+    let d = est.estimate(&image).expect("estimate");
+    assert_eq!((d.width(), d.height()), (40, 30));
+    let dpt = ((1.0 - 0.5) / 0.5 + (0.0 - 0.5) / 0.5 + (128.0 / 255.0 - 0.5) / 0.5) / 3.0;
+    assert!(
+        d.data().iter().all(|v| (v - dpt).abs() < 1e-4),
+        "{:?} vs {dpt}",
+        d.get(0, 0)
+    );
+
+    let est = est.with_normalization(DepthNormalization::ImageNet);
+    let d = est.estimate(&image).expect("estimate");
+    let imagenet =
+        ((1.0 - 0.485) / 0.229 + (0.0 - 0.456) / 0.224 + (128.0 / 255.0 - 0.406) / 0.225) / 3.0;
+    assert!(
+        d.data().iter().all(|v| (v - imagenet).abs() < 1e-4),
+        "{:?} vs {imagenet}",
+        d.get(0, 0)
+    );
+
+    // A left-to-right ramp stays a ramp through both resizes.
+    let ramp = RgbImage::from_fn(64, 8, |x, _| Rgb([(x * 4) as u8; 3]));
+    let d = est
+        .with_input_size(96, 96)
+        .estimate(&ramp)
+        .expect("estimate");
+    let row: Vec<f32> = (0..64).map(|x| d.get(x, 4).unwrap_or(f32::NAN)).collect();
+    assert!(
+        row.windows(2).filter(|w| w[1] > w[0]).count() > 55,
+        "{row:?}"
+    );
+
+    let junk = dir.path().join("junk.pt");
+    std::fs::write(&junk, b"not a model").expect("write");
+    assert!(matches!(
+        DepthEstimator::load(&junk, tch::Device::Cpu),
+        Err(DepthError::Estimator { .. })
+    ));
+}

@@ -1,0 +1,247 @@
+//! End to end: validate's located diagnostics, plan's shards, merge of shards, and the manifest in other readers.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn recipe_without_model(dir: &Path, manifest: &str, extra_stage_lines: &str) -> std::path::PathBuf {
+    let text = format!(
+        "name = \"cli\"\nseed = 3\n\n[sources]\nmanifest = \"{manifest}\"\n\n[model]\npath = \"no-such-model\"\n\n\
+         [[stage]]\nkind = \"style\"\nprompts = [\"a {{label}}\"]\nvariants = 3\n{extra_stage_lines}"
+    );
+    let p = dir.join("recipe.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn validate_lists_every_problem_at_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_png(&d.join("a.png"), 8, 8, 0);
+    std::fs::write(
+        d.join("m.csv"),
+        "id,path,label\na,a.png,mug\nb,missing.png,mug\n",
+    )
+    .unwrap();
+    let recipe = recipe_without_model(d, "m.csv", "steps = 0\nsize = 60\n");
+    let o = run(&["validate", recipe.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let r = recipe.display().to_string();
+    let m = d.join("m.csv").display().to_string();
+    for expected in [
+        format!("{r}:14:9: steps must be in 1..=1000"),
+        format!("{r}:15:8: size must be a multiple of 8"),
+        format!("{r}:8:8: model folder not found"),
+        format!("{m}:3:1: source `b`: file not found"),
+    ] {
+        assert!(
+            stdout.contains(&expected),
+            "missing `{expected}` in\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("fix:"), "{stdout}");
+
+    // Unknown keys are errors too, each at its line, naming the valid keys.
+    let recipe = recipe_without_model(d, "m.csv", "stepz = 4\nsized = 64\n");
+    let o = run(&["validate", recipe.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        stdout.contains(&format!("{r}:14:1: unknown key `stepz`")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{r}:15:1: unknown key `sized`")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("did you mean `steps`"), "{stdout}");
+}
+
+#[test]
+fn a_valid_recipe_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_sources(dir.path(), 2, true);
+    let recipe = write_recipe(dir.path(), &manifest, 1, 1);
+    let o = run(&["validate", recipe.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn plan_shards_partition_the_jobs_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut rows = String::from("id,path,label\n");
+    for i in 0..7 {
+        rows.push_str(&format!("s{i},s{i}.png,mug\n"));
+    }
+    std::fs::write(d.join("m.csv"), rows).unwrap();
+    let recipe = recipe_without_model(d, "m.csv", "");
+    let all = planned_ids(&recipe, None);
+    assert_eq!(all.len(), 21);
+    let mut union = Vec::new();
+    for i in 0..4 {
+        let part = planned_ids(&recipe, Some(&format!("{i}/4")));
+        // Every 4th job of the sorted plan, starting at i.
+        let expected: Vec<String> = all.iter().skip(i).step_by(4).cloned().collect();
+        assert_eq!(part, expected);
+        union.extend(part);
+    }
+    union.sort();
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(union, sorted);
+    let o = run(&["plan", recipe.to_str().unwrap(), "--shard", "4/4"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a bad shard is a usage error\n{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn merged_shards_equal_the_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let manifest = write_sources(d, 3, true);
+    let recipe = write_recipe(d, &manifest, 2, 2);
+    let r = recipe.to_str().unwrap();
+    let whole = d.join("whole");
+    let o = run(&[
+        "run",
+        r,
+        "--progress",
+        "none",
+        "--output",
+        whole.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let shards: Vec<_> = (0..2).map(|i| d.join(format!("shard{i}"))).collect();
+    for (i, s) in shards.iter().enumerate() {
+        let shard = format!("{i}/2");
+        let o = run(&[
+            "run",
+            r,
+            "--shard",
+            &shard,
+            "--progress",
+            "none",
+            "--output",
+            s.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let merged = d.join("merged");
+    let o = run(&[
+        "merge",
+        shards[0].to_str().unwrap(),
+        shards[1].to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let whole_rows = records(&whole.join("manifest/part-0000-of-0001.parquet"));
+    let merged_rows = records(&merged.join("manifest/part-merged.parquet"));
+    let ids = |rows: &[(String, String, String, String)]| {
+        rows.iter().map(|r| r.3.clone()).collect::<BTreeSet<_>>()
+    };
+    assert_eq!(ids(&whole_rows), ids(&merged_rows));
+    assert_eq!(merged_rows.len(), whole_rows.len());
+    assert_eq!(tree(&whole.join("samples")), tree(&merged.join("samples")));
+
+    // Merging into a folder that holds something is refused.
+    let o = run(&[
+        "merge",
+        shards[0].to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    let o = run(&["inspect", merged.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{} samples, {} ok, 0 failed",
+            whole_rows.len(),
+            whole_rows.len()
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_manifest_opens_in_pyarrow_and_duckdb() {
+    if std::env::var("TEXAUG_PYTHON_CHECK").as_deref() != Ok("1") {
+        eprintln!("skipped: set TEXAUG_PYTHON_CHECK=1 (with pyarrow and duckdb installed) to run this check");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_sources(dir.path(), 2, true);
+    let recipe = write_recipe(dir.path(), &manifest, 1, 1);
+    let o = run(&["run", recipe.to_str().unwrap(), "--progress", "none"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let part = dir.path().join("out/manifest/part-0000-of-0001.parquet");
+    let script = r#"
+import sys, pyarrow.parquet as pq, duckdb
+p = sys.argv[1]
+t = pq.read_table(p)
+assert t.num_rows == 3, t.num_rows
+meta = pq.read_metadata(p).metadata
+assert meta[b"schema_version"] == b"1", meta
+cols = t.column_names
+assert cols[0] == "sample_id" and cols[-3:] == ["texaug_version", "views", "coverage"], cols
+con = duckdb.connect()
+n, ok = con.execute(f"select count(*), count(*) filter (where status = 'ok') from read_parquet('{p}')").fetchall()[0]
+assert (n, ok) == (3, 3), (n, ok)
+seeds = con.execute(f"select min(seed) from read_parquet('{p}')").fetchall()[0][0]
+assert seeds >= 0
+try:
+    import pandas  # optional: CI installs pyarrow and DuckDB only
+except ImportError:
+    pandas = None
+if pandas is not None:
+    assert list(t.to_pandas()["status"]) == ["ok"] * 3
+print("ok")
+"#;
+    let python = std::env::var("TEXAUG_PYTHON").unwrap_or_else(|_| "python3".into());
+    let o = std::process::Command::new(&python)
+        .args(["-c", script, part.to_str().unwrap()])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn a_missing_gpu_is_a_usage_error_that_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("m.csv"), "id,path,label\na,a.png,mug\n").unwrap();
+    let recipe = recipe_without_model(d, "m.csv", "");
+    let out = d.join("out");
+    let o = run(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--devices",
+        "cuda:99",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cuda:99"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !out.exists(),
+        "a run that could not start wrote {}",
+        out.display()
+    );
+}

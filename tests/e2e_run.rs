@@ -1,0 +1,185 @@
+//! End to end: runs of the `texaug` binary on a tiny model — outputs, determinism, failure isolation, fail-fast.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+fn part(out: &Path) -> std::path::PathBuf {
+    out.join("manifest/part-0000-of-0001.parquet")
+}
+
+#[test]
+fn a_run_makes_every_planned_sample_with_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_sources(dir.path(), 3, true);
+    let recipe = write_recipe(dir.path(), &manifest, 2, 2);
+    let o = run(&["run", recipe.to_str().unwrap(), "--progress", "none"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = dir.path().join("out");
+    let rows = manifest_rows(&part(&out));
+    let planned = planned_ids(&recipe, None);
+    assert_eq!(rows.keys().cloned().collect::<Vec<_>>(), planned);
+    assert_eq!(planned.len(), 8);
+    for id in &planned {
+        let sample = out.join("samples").join(id);
+        let has_image = sample.join("image.png").is_file();
+        let has_mesh = sample.join("asset.glb").is_file() && sample.join("texture_0.png").is_file();
+        assert!(
+            has_image ^ has_mesh,
+            "sample {id} has neither an image nor a GLB + texture"
+        );
+        if has_image {
+            // Back at the source's size, not the model's.
+            let img = image::open(sample.join("image.png")).unwrap();
+            assert_ne!((img.width(), img.height()), (64, 64));
+        }
+    }
+    assert!(out.join("run.toml").is_file());
+    let run_toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
+    assert!(
+        run_toml.contains("sha256"),
+        "run.toml lacks model file hashes:\n{run_toml}"
+    );
+}
+
+#[test]
+fn two_runs_of_one_recipe_give_identical_bytes_and_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_sources(dir.path(), 2, true);
+    let recipe = write_recipe(dir.path(), &manifest, 2, 2);
+    let outs: Vec<_> = ["a", "b"].iter().map(|n| dir.path().join(n)).collect();
+    for out in &outs {
+        let o = run(&[
+            "run",
+            recipe.to_str().unwrap(),
+            "--progress",
+            "none",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let (a, b) = (
+        tree(&outs[0].join("samples")),
+        tree(&outs[1].join("samples")),
+    );
+    assert!(!a.is_empty());
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(b[k] == *v, "{} differs between two runs", k.display());
+    }
+    assert_eq!(
+        manifest_rows(&part(&outs[0])),
+        manifest_rows(&part(&outs[1]))
+    );
+}
+
+#[test]
+fn bad_inputs_fail_alone_with_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_sources(d, 2, false);
+    std::fs::write(
+        d.join("corrupt.png"),
+        b"\x89PNG\r\n\x1a\n this is not a png",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("truncated.glb"),
+        b"glTF\x02\x00\x00\x00\xff\xff\x00\x00",
+    )
+    .unwrap();
+    write_gltf(&d.join("notex/missing.gltf"), "gone.png", true);
+    write_png(&d.join("nouv/tex.png"), 16, 16, 9);
+    write_gltf(&d.join("nouv/nouv.gltf"), "tex.png", false);
+    let manifest = d.join("bad.csv");
+    std::fs::write(
+        &manifest,
+        "id,path,label\nimg0,img/mug/s0.png,mug\nimg1,img/cup/s1.png,cup\ncorrupt,corrupt.png,mug\n\
+         truncated,truncated.glb,mug\nmissing,notex/missing.gltf,mug\nnouv,nouv/nouv.gltf,mug\n",
+    )
+    .unwrap();
+    let recipe = write_recipe(d, &manifest, 1, 2);
+    let o = run(&["run", recipe.to_str().unwrap(), "--progress", "none"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let rows = common::records(&part(&d.join("out")));
+    let by_source: std::collections::BTreeMap<_, _> = rows
+        .iter()
+        .map(|r| (r.0.clone(), (r.1.clone(), r.2.clone())))
+        .collect();
+    assert_eq!(by_source.len(), 6);
+    for ok in ["img0", "img1"] {
+        assert_eq!(by_source[ok].0, "ok", "{ok}: {:?}", by_source[ok]);
+    }
+    for (bad, names) in [
+        ("corrupt", "corrupt.png"),
+        ("truncated", "truncated.glb"),
+        ("missing", "gone.png"),
+        ("nouv", "nouv.gltf"),
+    ] {
+        let (status, error) = &by_source[bad];
+        assert_eq!(status, "failed", "{bad}");
+        assert!(
+            error.contains(names),
+            "{bad}: error does not name {names}: {error}"
+        );
+    }
+    assert!(
+        !d.join("out/samples").exists()
+            || std::fs::read_dir(d.join("out/samples")).unwrap().count() == 2
+    );
+}
+
+#[test]
+fn fail_fast_stops_early_and_keeps_what_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_sources(d, 4, false);
+    std::fs::write(d.join("corrupt.png"), b"not an image").unwrap();
+    let manifest = d.join("ff.csv");
+    // The corrupt row comes first in the manifest; sample order is by id, so some good samples may precede it.
+    let mut rows = String::from("id,path,label\ncorrupt,corrupt.png,mug\n");
+    for i in 0..4 {
+        let label = if i % 2 == 0 { "mug" } else { "cup" };
+        rows.push_str(&format!("img{i},img/{label}/s{i}.png,{label}\n"));
+    }
+    std::fs::write(&manifest, rows).unwrap();
+    let recipe = write_recipe(d, &manifest, 3, 1);
+    let o = run(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--progress",
+        "none",
+        "--fail-fast",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let rows = common::records(&part(&d.join("out")));
+    assert!(rows.iter().any(|r| r.1 == "failed"));
+    // Samples after the first failure are not started, apart from the few already queued (two units per device,
+    // one per prepare thread); so when the failure comes early in the plan, the run must end short.
+    let plan = planned(&recipe);
+    let first_bad = plan.iter().position(|(_, src)| src == "corrupt").unwrap();
+    if first_bad + 6 < plan.len() {
+        assert!(
+            rows.len() < plan.len(),
+            "fail-fast ran all {} samples",
+            rows.len()
+        );
+    }
+    for r in rows.iter().filter(|r| r.1 == "ok") {
+        assert!(d.join("out/samples").join(&r.3).join("image.png").is_file());
+    }
+    // The rest is made by a resumed run; the failure stays failed.
+    let o = run(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--progress",
+        "none",
+        "--resume",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let rows = common::records(&part(&d.join("out")));
+    assert_eq!(rows.len(), 15);
+    assert_eq!(rows.iter().filter(|r| r.1 == "failed").count(), 3);
+}
