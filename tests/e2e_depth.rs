@@ -346,3 +346,41 @@ fn a_controlnet_depth_stage_retextures_meshes() {
         assert!(out.join(&row["asset_path"]).is_file());
     }
 }
+
+#[test]
+fn generate_runs_one_depth_conditioned_image() {
+    let dir = scratch("generate");
+    let model = dir.join("tiny-sd2-depth");
+    init_tiny("sd2-depth", &model);
+    write_png(&dir.join("in.png"), 64, 64, 50);
+    let depth = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(64, 64, |x, _| {
+        image::Luma([(x * 900) as u16])
+    });
+    depth.save(dir.join("depth.png")).unwrap();
+    let out = dir.join("out.png");
+    let input = dir.join("in.png");
+    let base = [
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--image",
+        input.to_str().unwrap(),
+        "--prompt",
+        "a vase",
+        "--steps",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    // A depth model without --depth says what to add.
+    let o = run(&base);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--depth"), "{}", text(&o));
+    let mut args = base.to_vec();
+    let d = dir.join("depth.png");
+    args.extend(["--depth", d.to_str().unwrap()]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let img = image::open(&out).unwrap();
+    assert_eq!((img.width(), img.height()), (64, 64));
+}

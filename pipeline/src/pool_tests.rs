@@ -237,3 +237,63 @@ fn a_model_that_cannot_load_ends_the_run_with_its_error() {
         .unwrap();
     assert!(format!("{err:#}").contains("no weights"), "{err:#}");
 }
+
+/// Five requests per job (a mesh's views) that must run together.
+struct ViewsStage;
+
+impl StageWork for ViewsStage {
+    fn prepare(&self, job: &Job) -> Result<Prepared, String> {
+        let mut prepared = FakeStage.prepare(job)?;
+        let one = prepared.requests[0].clone();
+        prepared.requests = (0..5u64)
+            .map(|i| ModelRequest {
+                seed: one.seed + i,
+                ..one.clone()
+            })
+            .collect();
+        prepared.one_batch = true;
+        Ok(prepared)
+    }
+
+    fn finish(
+        &self,
+        _job: &Job,
+        state: Box<dyn Any + Send>,
+        outputs: Vec<RgbImage>,
+    ) -> Result<Finished, String> {
+        let seed = *state.downcast::<u64>().map_err(|_| "state".to_string())?;
+        let reds: Vec<u8> = outputs.iter().map(|o| o.get_pixel(0, 0).0[0]).collect();
+        let want: Vec<u8> = (0..5u64).map(|i| (seed + i) as u8).collect();
+        assert_eq!(reds, want, "views went to the wrong place");
+        Ok(Finished::default())
+    }
+}
+
+#[test]
+fn a_job_that_runs_alone_is_one_batch_whatever_the_batch_size() {
+    let loader = FakeLoader::default();
+    let units = units(jobs(&["a", "b", "c"], 1), 2);
+    let outcome = run(
+        &config(2, false),
+        units,
+        &ViewsStage,
+        &loader,
+        &meta(),
+        &NoEvents,
+        |r| {
+            assert!(r.is_ok(), "{:?}", r.error);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(outcome.done, 3);
+    let batches = loader.batches.lock().unwrap().clone();
+    assert_eq!(batches.len(), 3, "{batches:?}");
+    for b in &batches {
+        assert_eq!(b.len(), 5);
+        assert!(
+            b.windows(2).all(|w| w[1] == w[0] + 1),
+            "one job per batch: {b:?}"
+        );
+    }
+}

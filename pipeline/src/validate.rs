@@ -149,6 +149,20 @@ fn check_depth(loaded: &LoadedRecipe, sources: &[Source]) -> Vec<Diagnostic> {
     out
 }
 
+/// Whether some stage needs a 5-channel (depth) UNet.
+fn needs_depth_unet(r: &recipe::Recipe) -> bool {
+    r.stages
+        .iter()
+        .any(|s| s.kind == StageKind::Depth && s.controlnet.is_none())
+}
+
+/// `in_channels` of the model's UNet config, when it can be read.
+fn unet_in_channels(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("unet/config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["in_channels"].as_u64()
+}
+
 fn check_source(s: &Source) -> Vec<Diagnostic> {
     let at = |message: String, fix: &str| Diagnostic::new(&s.origin, s.line, 1, message, fix);
     let mut out = Vec::new();
@@ -227,7 +241,11 @@ fn check_model(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
     if !dir.is_dir() {
         return vec![at(
             format!("model folder not found: {}", dir.display()),
-            "set path to a diffusers folder, or make a tiny one with `texaug model init-tiny --kind sd1 --out DIR`",
+            if needs_depth_unet(&loaded.recipe) {
+                "set path to an SD 2-depth diffusers folder, or make a tiny one with `texaug model init-tiny --kind sd2-depth --out DIR`"
+            } else {
+                "set path to a diffusers folder, or make a tiny one with `texaug model init-tiny --kind sd1 --out DIR`"
+            },
         )];
     }
     let mut out = Vec::new();
@@ -271,6 +289,29 @@ fn check_model(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
             .and_then(|c| c.validate())
         {
             out.push(at(e.to_string(), fix));
+        }
+    }
+    if let Some(channels) = unet_in_channels(dir) {
+        let depth_unet = channels == 5;
+        for (i, stage) in loaded.recipe.stages.iter().enumerate() {
+            let wants_depth_unet = stage.kind == StageKind::Depth && stage.controlnet.is_none();
+            if wants_depth_unet != depth_unet {
+                let (message, fix) = match (stage.kind, wants_depth_unet) {
+                    (StageKind::Depth, true) => (
+                        format!("depth stage `{}` needs a depth-conditioned model (SD 2-depth, 5 UNet input channels); {} has {channels}", stage.stage_name(), dir.display()),
+                        "use an SD 2-depth model, or add controlnet = \"<ControlNet folder>\" to the stage for an SD 1.x model",
+                    ),
+                    _ => (
+                        format!("stage `{}` runs plain or ControlNet img2img, but {} is depth-conditioned (5 UNet input channels)", stage.stage_name(), dir.display()),
+                        "use an SD 1.x/2.x model for this recipe, or make the stage kind = \"depth\" without controlnet",
+                    ),
+                };
+                out.push(loaded.diagnostic_at(
+                    &[Key::Name("stage"), Key::Index(i), Key::Name("kind")],
+                    message,
+                    fix,
+                ));
+            }
         }
     }
     for part in ["unet", "vae", "text_encoder"] {

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use texaug_stages::depth::{rasterize, view_schedule, MeshView};
 use texaug_stages::texture::TextureBaker;
 
+#[path = "../tests/common/mesh.rs"]
+mod mesh;
+
 const SEGMENTS: u32 = 256;
 const RINGS: u32 = 200;
 const VIEW_SIZE: u32 = 512;
@@ -15,59 +18,13 @@ const TEXTURE_SIZE: u32 = 1024;
 const VIEWS: usize = 8;
 const ROUNDS: usize = 3;
 
-struct Sphere {
-    positions: Vec<[f32; 3]>,
-    normals: Vec<[f32; 3]>,
-    uvs: Vec<[f32; 2]>,
-    indices: Vec<[u32; 3]>,
-    slots: Vec<u32>,
-}
-
-fn uv_sphere(segments: u32, rings: u32) -> Sphere {
-    let (mut positions, mut normals, mut uvs, mut indices) = (vec![], vec![], vec![], vec![]);
-    for i in 0..=rings {
-        for j in 0..=segments {
-            let (u, v) = (j as f32 / segments as f32, i as f32 / rings as f32);
-            let (theta, phi) = (v * std::f32::consts::PI, u * std::f32::consts::TAU);
-            let n = [
-                theta.sin() * phi.sin(),
-                theta.cos(),
-                theta.sin() * phi.cos(),
-            ];
-            positions.push(n);
-            normals.push(n);
-            uvs.push([u, v]);
-        }
-    }
-    let id = |i: u32, j: u32| i * (segments + 1) + j;
-    for i in 0..rings {
-        for j in 0..segments {
-            let (a, b, c, d) = (id(i, j), id(i + 1, j), id(i + 1, j + 1), id(i, j + 1));
-            if i + 1 < rings {
-                indices.push([a, b, c]);
-            }
-            if i > 0 {
-                indices.push([a, c, d]);
-            }
-        }
-    }
-    let slots = vec![0; indices.len()];
-    Sphere {
-        positions,
-        normals,
-        uvs,
-        indices,
-        slots,
-    }
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
 fn main() {
     let threads = rayon::current_num_threads();
-    let s = uv_sphere(SEGMENTS, RINGS);
+    let s = mesh::uv_sphere(1.0, SEGMENTS, RINGS);
     let mesh = match MeshView::new(&s.positions, &s.normals, &s.uvs, &s.indices, &s.slots) {
         Ok(m) => m,
         Err(e) => {

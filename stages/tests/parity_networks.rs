@@ -2,6 +2,9 @@
 //! saved them, and every component output must match `tests/fixtures/outputs/*/components.safetensors`
 //! (float32, CPU) to a relative L2 error of at most 1e-4.
 
+mod common;
+
+use common::fixtures::{fixtures, read_tensors};
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,22 +19,13 @@ use texaug_stages::diffusion::vae::AutoencoderKL;
 
 const TOLERANCE: f64 = 1e-4;
 
-fn fixtures() -> PathBuf {
-    match std::env::var_os("TEXAUG_FIXTURES") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures"),
-    }
-}
-
 fn outputs(model: &str) -> HashMap<String, Tensor> {
-    let path = fixtures()
-        .join("outputs")
-        .join(model)
-        .join("components.safetensors");
-    Tensor::read_safetensors(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-        .into_iter()
-        .collect()
+    read_tensors(
+        &fixtures()
+            .join("outputs")
+            .join(model)
+            .join("components.safetensors"),
+    )
 }
 
 fn get<'a>(t: &'a HashMap<String, Tensor>, key: &str) -> &'a Tensor {
@@ -323,11 +317,7 @@ fn fullsize_sd15_sd21() {
             continue;
         }
         ran += 1;
-        let t: HashMap<String, Tensor> =
-            Tensor::read_safetensors(dir.join("reference.safetensors"))
-                .unwrap()
-                .into_iter()
-                .collect();
+        let t = read_tensors(&dir.join("reference.safetensors"));
         tch::no_grad(|| {
             {
                 let (_vs, clip) = load_clip(&dir.join("text_encoder"));

@@ -1,8 +1,8 @@
 //! `ControlNetModel`: a copy of the UNet's down and mid path that reads a control image and returns residuals for
 //! the UNet's skip connections, as diffusers' `controlnets/controlnet.py` defines it.
 
-use super::config::defaults::*;
-use super::config::{read_json, unsupported, ConfigError, PerBlock, UNet2DConditionConfig};
+use super::config::defaults::{d_3, d_cond_channels, d_rgb};
+use super::config::{parse_json, read_text, unsupported, ConfigError, UNet2DConditionConfig};
 use super::resnet::conv2d;
 use super::unet::{
     check_shape, ControlResiduals, EncoderOutput, InputError, UNet2DConditionModel, UNetEncoder,
@@ -11,55 +11,17 @@ use serde::Deserialize;
 use std::path::Path;
 use tch::{nn, nn::Module, Tensor};
 
-/// `controlnet/config.json` of a `ControlNetModel`.
+/// `controlnet/config.json` of a `ControlNetModel`: the keys of the UNet whose down and mid path it copies, with
+/// the same names and defaults, plus the conditioning keys below.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ControlNetConfig {
-    #[serde(default = "d_4")]
-    pub in_channels: i64,
+    /// diffusers writes only `ControlNetModel`'s own arguments into this file, so UNet keys a ControlNet lacks
+    /// (`up_block_types`, `conv_out_kernel`, …) keep their defaults; [`ControlNetConfig::as_unet`] fixes the
+    /// two that must mirror the down path.
+    #[serde(flatten)]
+    pub unet: UNet2DConditionConfig,
     #[serde(default = "d_3")]
     pub conditioning_channels: i64,
-    #[serde(default = "d_true")]
-    pub flip_sin_to_cos: bool,
-    #[serde(default)]
-    pub freq_shift: f64,
-    #[serde(default = "d_unet_down")]
-    pub down_block_types: Vec<String>,
-    #[serde(default = "d_mid")]
-    pub mid_block_type: Option<String>,
-    #[serde(default = "d_false_per_block")]
-    pub only_cross_attention: PerBlock<bool>,
-    #[serde(default = "d_unet_channels")]
-    pub block_out_channels: Vec<i64>,
-    #[serde(default = "d_layers")]
-    pub layers_per_block: PerBlock<i64>,
-    #[serde(default = "d_1")]
-    pub downsample_padding: i64,
-    #[serde(default = "d_one_f")]
-    pub mid_block_scale_factor: f64,
-    #[serde(default = "d_silu")]
-    pub act_fn: String,
-    #[serde(default = "d_groups")]
-    pub norm_num_groups: Option<i64>,
-    #[serde(default = "d_eps")]
-    pub norm_eps: f64,
-    #[serde(default = "d_cross")]
-    pub cross_attention_dim: PerBlock<i64>,
-    #[serde(default = "d_one_layer")]
-    pub transformer_layers_per_block: PerBlock<i64>,
-    #[serde(default = "d_head_dim")]
-    pub attention_head_dim: PerBlock<i64>,
-    #[serde(default)]
-    pub num_attention_heads: Option<PerBlock<i64>>,
-    #[serde(default)]
-    pub use_linear_projection: bool,
-    #[serde(default)]
-    pub class_embed_type: Option<String>,
-    #[serde(default)]
-    pub addition_embed_type: Option<String>,
-    #[serde(default)]
-    pub upcast_attention: bool,
-    #[serde(default = "d_default")]
-    pub resnet_time_scale_shift: String,
     #[serde(default = "d_rgb")]
     pub controlnet_conditioning_channel_order: String,
     #[serde(default = "d_cond_channels")]
@@ -76,45 +38,28 @@ impl Default for ControlNetConfig {
 
 impl ControlNetConfig {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let cfg: Self = read_json(path)?;
+        let text = read_text(path)?;
+        // serde_json places an error inside a flattened struct at the end of the object; parsing the UNet
+        // part alone first reports a bad UNet key at its own line.
+        parse_json::<UNet2DConditionConfig>(path, &text)?;
+        let cfg: Self = parse_json(path, &text)?;
         cfg.validate().map_err(|e| e.at(path))?;
         Ok(cfg)
     }
 
     /// The UNet config whose down and mid path this ControlNet copies (same block code, same key names).
     pub fn as_unet(&self) -> UNet2DConditionConfig {
-        let up = self
+        let up_block_types = self
+            .unet
             .down_block_types
             .iter()
             .rev()
             .map(|t| t.replace("Down", "Up"))
             .collect();
         UNet2DConditionConfig {
-            in_channels: self.in_channels,
-            out_channels: self.in_channels,
-            flip_sin_to_cos: self.flip_sin_to_cos,
-            freq_shift: self.freq_shift,
-            down_block_types: self.down_block_types.clone(),
-            mid_block_type: self.mid_block_type.clone(),
-            up_block_types: up,
-            only_cross_attention: self.only_cross_attention.clone(),
-            block_out_channels: self.block_out_channels.clone(),
-            layers_per_block: self.layers_per_block.clone(),
-            downsample_padding: self.downsample_padding,
-            mid_block_scale_factor: self.mid_block_scale_factor,
-            act_fn: self.act_fn.clone(),
-            norm_num_groups: self.norm_num_groups,
-            norm_eps: self.norm_eps,
-            cross_attention_dim: self.cross_attention_dim.clone(),
-            transformer_layers_per_block: self.transformer_layers_per_block.clone(),
-            attention_head_dim: self.attention_head_dim.clone(),
-            num_attention_heads: self.num_attention_heads.clone(),
-            use_linear_projection: self.use_linear_projection,
-            class_embed_type: self.class_embed_type.clone(),
-            addition_embed_type: self.addition_embed_type.clone(),
-            upcast_attention: self.upcast_attention,
-            resnet_time_scale_shift: self.resnet_time_scale_shift.clone(),
-            ..UNet2DConditionConfig::default()
+            out_channels: self.unet.in_channels,
+            up_block_types,
+            ..self.unet.clone()
         }
     }
 
@@ -191,7 +136,7 @@ impl ControlNetModel {
         let unet_cfg = cfg.as_unet();
         let plan = unet_cfg.block_plan()?;
         let encoder = UNetEncoder::new(&vs, &unet_cfg, &plan);
-        let ch = &cfg.block_out_channels;
+        let ch = &cfg.unet.block_out_channels;
         // one zero conv per skip connection: conv_in's output, each resnet, each downsampler
         let mut skip_channels = vec![ch[0]];
         for (i, &c) in ch.iter().enumerate() {
@@ -225,14 +170,14 @@ impl ControlNetModel {
     /// Checks that this ControlNet's residuals fit `unet`'s skip connections (count and channels).
     pub fn check_compatible(&self, unet: &UNet2DConditionModel) -> Result<(), ConfigError> {
         let u = unet.config();
-        if u.block_out_channels != self.cfg.block_out_channels
+        if u.block_out_channels != self.cfg.unet.block_out_channels
             || unet.num_skips() != self.skip_channels.len()
         {
             return Err(ConfigError::invalid(
                 "block_out_channels",
                 format!(
                     "of the ControlNet ({:?}, {} residuals) do not match the UNet's ({:?}, {} skip connections)",
-                    self.cfg.block_out_channels,
+                    self.cfg.unet.block_out_channels,
                     self.skip_channels.len(),
                     u.block_out_channels,
                     unet.num_skips()
@@ -351,5 +296,39 @@ mod tests {
         assert!(!vars
             .keys()
             .any(|k| k.starts_with("up_blocks") || k.starts_with("conv_out")));
+    }
+
+    #[test]
+    fn unet_keys_are_shared_and_up_path_mirrors_down_path() {
+        let cfg: ControlNetConfig = serde_json::from_value(serde_json::json!({
+            "in_channels": 5, "block_out_channels": [32, 64],
+            "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+            "up_block_types": ["UpBlock2D"], "conditioning_channels": 1,
+        }))
+        .unwrap();
+        let unet = cfg.as_unet();
+        assert_eq!(unet.block_out_channels, [32, 64]);
+        assert_eq!(unet.out_channels, 5);
+        assert_eq!(unet.up_block_types, ["UpBlock2D", "CrossAttnUpBlock2D"]);
+        assert_eq!(cfg.conditioning_channels, 1);
+        assert_eq!(
+            ControlNetConfig::default().unet.block_out_channels,
+            [320, 640, 1280, 1280]
+        );
+    }
+
+    #[test]
+    fn parse_error_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        std::fs::write(
+            &p,
+            "{\n \"layers_per_block\": \"x\",\n \"conditioning_channels\": 3\n}\n",
+        )
+        .unwrap();
+        match ControlNetConfig::from_file(&p) {
+            Err(ConfigError::Parse { line, .. }) => assert_eq!(line, 2),
+            other => panic!("expected a parse error, got {other:?}"),
+        }
     }
 }

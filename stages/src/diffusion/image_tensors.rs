@@ -42,8 +42,12 @@ pub fn depth_mask(
     }
     let m = Tensor::cat(&maps, 0);
     let min = m.amin([1, 2, 3], true);
-    let max = m.amax([1, 2, 3], true);
-    Ok(((m - &min) * 2.0 / (max - min) - 1.0).to_kind(dtype))
+    let range = m.amax([1, 2, 3], true) - &min;
+    // diffusers divides by the range as is, so a constant map (a flat wall, an empty view) turns into NaN
+    // and poisons the whole batch; a constant map has no shape to condition on, so it becomes mid-depth (0).
+    let normalized = (m - &min) * 2.0 / range.clamp_min(f64::from(f32::MIN_POSITIVE)) - 1.0;
+    let flat = range.le(0.0).expand_as(&normalized);
+    Ok(normalized.masked_fill(&flat, 0.0).to_kind(dtype))
 }
 
 /// Equal-size `uint8` images → `[b, 3, H, W]` float `x / 255` on the device.
@@ -111,5 +115,26 @@ mod tests {
         let img = postprocess(&t).unwrap().remove(0);
         let row: Vec<u8> = (0..3).map(|x| img.get_pixel(x, 0).0[0]).collect();
         assert_eq!(row, vec![0, 128, 255]);
+    }
+
+    #[test]
+    fn constant_depth_map_becomes_mid_depth_not_nan() {
+        let flat = DepthMap {
+            width: 4,
+            height: 4,
+            values: vec![0.7; 16],
+        };
+        let ramp = DepthMap {
+            width: 4,
+            height: 4,
+            values: (0..16).map(|i| i as f32).collect(),
+        };
+        let m = depth_mask(&[flat, ramp], 2, 2, Device::Cpu, Kind::Float).unwrap();
+        assert_eq!(m.size(), vec![2, 1, 2, 2]);
+        assert_eq!(m.isnan().any().int64_value(&[]), 0);
+        assert_eq!(m.get(0).abs().max().double_value(&[]), 0.0);
+        // The non-constant map still spans [-1, 1] exactly, as diffusers normalizes it.
+        assert_eq!(m.get(1).min().double_value(&[]), -1.0);
+        assert_eq!(m.get(1).max().double_value(&[]), 1.0);
     }
 }

@@ -99,12 +99,12 @@ impl ModelSource {
             Self::Hub { repo, revision } => {
                 let snap = match hub::snapshot_dir(hub_cache, repo, revision.as_deref()) {
                     Ok(s) if hub::missing_files(&s, &PIPELINE_COMPONENTS).is_empty() => s,
-                    cached => {
-                        match fetch(hub_cache, repo, revision.as_deref()).filter(|_| download) {
-                            Some(downloaded) => downloaded?,
-                            None => cached?,
-                        }
-                    }
+                    // `download` is checked before `fetch` is called: building its result and then
+                    // discarding it would still have downloaded.
+                    cached => match download.then(|| fetch(hub_cache, repo, revision.as_deref())) {
+                        Some(Some(downloaded)) => downloaded?,
+                        _ => cached?,
+                    },
                 };
                 let missing = hub::missing_files(&snap, &PIPELINE_COMPONENTS);
                 if !missing.is_empty() {

@@ -221,6 +221,12 @@ impl ClipTokenizer {
                 pad_token = t;
             }
             if let Some(n) = v.get("model_max_length").and_then(|n| n.as_u64()) {
+                if n < 2 {
+                    return Err(malformed(
+                        &p,
+                        format!("\"model_max_length\" is {n}; it must leave room for <|startoftext|> and <|endoftext|> (CLIP uses 77)"),
+                    ));
+                }
                 // Some configs say "very large" (1e30) for no limit; CLIP's position table is 77.
                 max_length = (n as usize).min(MAX_LENGTH);
             }
@@ -436,6 +442,11 @@ fn clip_vocab_from_gz(path: &Path, keep: usize) -> Result<Vocab, TokenizerError>
         ));
     }
     let merges = parse_merge_lines(&lines[..keep].join("\n"), path)?;
+    Ok(clip_vocab(merges))
+}
+
+/// CLIP's token ids: the 256 byte tokens, the same with `</w>`, one per merge in rank order, then BOS and EOS.
+fn clip_vocab(merges: Vec<(String, String)>) -> Vocab {
     let mut tokens: Vec<String> = bytes_to_unicode()
         .iter()
         .map(|(_, c)| c.to_string())
@@ -450,7 +461,7 @@ fn clip_vocab_from_gz(path: &Path, keep: usize) -> Result<Vocab, TokenizerError>
         .enumerate()
         .map(|(i, t)| (t, i as i64))
         .collect();
-    Ok((encoder, merges))
+    (encoder, merges)
 }
 
 fn vocab_from_tokenizer_json(path: &Path) -> Result<Vocab, TokenizerError> {
@@ -527,25 +538,11 @@ mod tests {
     }
 
     fn toy() -> ClipTokenizer {
-        let mut tokens: Vec<String> = bytes_to_unicode()
-            .iter()
-            .map(|(_, c)| c.to_string())
-            .collect();
-        let with_end: Vec<String> = tokens.iter().map(|t| format!("{t}</w>")).collect();
-        tokens.extend(with_end);
-        let merges = vec![
+        let (enc, merges) = clip_vocab(vec![
             ("a".to_owned(), "b".to_owned()),
             ("ab".to_owned(), "c</w>".to_owned()),
             ("a".to_owned(), "a".to_owned()),
-        ];
-        tokens.extend(["ab", "abc</w>", "aa"].map(String::from));
-        tokens.push(BOS.into());
-        tokens.push(EOS.into());
-        let enc = tokens
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| (t, i as i64))
-            .collect();
+        ]);
         ClipTokenizer::build(enc, merges, EOS, MAX_LENGTH, Path::new("toy")).unwrap()
     }
 
@@ -575,5 +572,24 @@ mod tests {
         assert_eq!(long.len(), 77);
         assert_eq!(long[0], t.bos_id);
         assert_eq!(long[76], t.eos_id);
+    }
+
+    #[test]
+    fn max_length_without_room_for_bos_and_eos_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        toy().save_dir(dir.path()).unwrap();
+        let config = dir.path().join("tokenizer_config.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+        v["model_max_length"] = 1.into();
+        std::fs::write(&config, v.to_string()).unwrap();
+        let err = ClipTokenizer::from_dir(dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("model_max_length") && err.contains("tokenizer_config.json"),
+            "{err}"
+        );
     }
 }

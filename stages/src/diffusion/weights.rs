@@ -317,9 +317,15 @@ pub fn load_into(vs: &VarStore, files: &[PathBuf]) -> Result<LoadReport, Weights
                     format!("{len} bytes for shape {:?} of {}", e.shape, e.dtype),
                 ));
             }
+            // Checked: the offsets come from the file; a wrapped sum would read some other tensor's bytes.
+            let start = data_start.checked_add(e.begin).ok_or_else(|| {
+                format(
+                    &e.name,
+                    format!("data_offsets start at {}, past any file", e.begin),
+                )
+            })?;
             let mut bytes = vec![0u8; len as usize];
-            f.seek(SeekFrom::Start(data_start + e.begin))
-                .map_err(io(path))?;
+            f.seek(SeekFrom::Start(start)).map_err(io(path))?;
             f.read_exact(&mut bytes).map_err(io(path))?;
             let src = Tensor::f_from_data_size(&bytes, &e.shape, kind)
                 .map_err(|err| format(&e.name, err.to_string()))?;
@@ -463,6 +469,28 @@ mod tests {
             .to_string();
         assert!(
             err.contains("\"bias\"") && err.contains("model.safetensors"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn offsets_past_any_file_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let begin = u64::MAX - 12;
+        let header = format!(
+            r#"{{"bias":{{"dtype":"F32","shape":[3],"data_offsets":[{begin},{}]}}}}"#,
+            begin + 12
+        );
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header.as_bytes());
+        bytes.extend([0u8; 12]);
+        std::fs::write(&path, bytes).unwrap();
+        let vs = VarStore::new(Device::Cpu);
+        let _ = vs.root().var("bias", &[3], nn::Init::Const(0.5));
+        let err = load_into(&vs, &[path]).unwrap_err().to_string();
+        assert!(
+            err.contains("bias") && err.contains("model.safetensors"),
             "{err}"
         );
     }

@@ -330,7 +330,12 @@ impl<'a> AccessorReader<'a> {
             .and_then(|v| get_usize(v, "byteStride"))
             .unwrap_or(size * width);
         let element = size * width;
-        if count > 0 && offset + stride * (count - 1) + element > bytes.len() {
+        // Checked: offsets and strides come from the file and may be near usize::MAX.
+        let end = stride
+            .checked_mul(count.saturating_sub(1))
+            .and_then(|last| last.checked_add(offset))
+            .and_then(|last| last.checked_add(element));
+        if count > 0 && end.is_none_or(|end| end > bytes.len()) {
             return Err(self.bad(format!(
                 "{what} reads {count} elements past the end of bufferView {view} ({} bytes)",
                 bytes.len()

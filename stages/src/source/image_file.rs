@@ -67,8 +67,11 @@ pub(crate) fn encode_png(image: &RgbaImage) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     // Opaque images are stored as RGB: a third smaller, and readers see the same pixels.
     let opaque = image.pixels().all(|p| p[3] == 255);
+    // `Fast` is png's own fdeflate compressor. The other levels go through flate2, whose backend (miniz_oxide or
+    // zlib-rs) is chosen by cargo feature unification across the whole build, so the same pixels would encode to
+    // different bytes in the `texaug` binary and in a stages-only build: same recipe, same bytes needs this.
     let encoder =
-        PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive);
+        PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
     if opaque {
         let rgb: Vec<u8> = image.pixels().flat_map(|p| [p[0], p[1], p[2]]).collect();
         encoder.write_image(

@@ -55,6 +55,16 @@ impl NoiseSchedule {
         let beta_end = cfg.f64_or("beta_end", 0.02)?;
         let opts = (Kind::Float, tch::Device::Cpu);
         let betas = if let Some(trained) = cfg.f64_list("trained_betas")? {
+            // Every class indexes the schedule by training timestep up to num_train_timesteps - 1.
+            if trained.len() != n {
+                return Err(cfg.bad(
+                    "trained_betas",
+                    &format!(
+                        "has {} values but num_train_timesteps is {n}; give one beta per training timestep",
+                        trained.len()
+                    ),
+                ));
+            }
             Tensor::from_slice(&trained.iter().map(|&b| b as f32).collect::<Vec<_>>())
         } else {
             match cfg.str_or("beta_schedule", "linear")?.as_str() {
@@ -111,11 +121,43 @@ impl NoiseSchedule {
         }
         self.alphas_cumprod.get(t as usize).copied()
     }
+
+    /// [`NoiseSchedule::alpha_at`] for a timestep a `class` run was given, out of range being an error.
+    pub fn alpha_for_step(&self, t: f64, class: &'static str) -> Result<f32, SchedulerError> {
+        self.alpha_at(t).ok_or_else(|| SchedulerError::OutOfOrder {
+            class,
+            reason: format!("with timestep {t}, outside the training range"),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trained_betas_must_cover_every_training_timestep() {
+        let cfg = |json: &str| {
+            SchedulerConfig::from_json_str(json, std::path::Path::new("s.json")).unwrap()
+        };
+        for json in [
+            r#"{"trained_betas": []}"#,
+            r#"{"trained_betas": [0.1], "num_train_timesteps": 2}"#,
+        ] {
+            let err = NoiseSchedule::from_config(&cfg(json))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("trained_betas") && err.contains("s.json"),
+                "{err}"
+            );
+        }
+        let s = NoiseSchedule::from_config(&cfg(
+            r#"{"trained_betas": [0.1, 0.5], "num_train_timesteps": 2}"#,
+        ))
+        .unwrap();
+        assert_eq!(s.alphas_cumprod, [0.9, 0.9 * 0.5]);
+    }
 
     #[test]
     fn cosine_schedule_is_capped_and_increasing() {

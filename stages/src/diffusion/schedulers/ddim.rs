@@ -4,7 +4,9 @@ use tch::Tensor;
 
 use super::betas::NoiseSchedule;
 use super::timesteps::{self, Spacing};
-use super::{per_sample, Prediction, SchedulerConfig, SchedulerError, StepOutput};
+use super::{Prediction, SchedulerConfig, SchedulerError, StepOutput};
+
+const CLASS: &str = "DDIMScheduler";
 
 pub struct Ddim {
     schedule: NoiseSchedule,
@@ -59,12 +61,7 @@ impl Ddim {
     }
 
     fn alpha(&self, t: f64) -> Result<f32, SchedulerError> {
-        self.schedule
-            .alpha_at(t)
-            .ok_or_else(|| SchedulerError::OutOfOrder {
-                class: "DDIMScheduler",
-                reason: format!("with timestep {t}, outside the training range"),
-            })
+        self.schedule.alpha_for_step(t, CLASS)
     }
 
     pub fn step(
@@ -74,10 +71,7 @@ impl Ddim {
         sample: &Tensor,
     ) -> Result<StepOutput, SchedulerError> {
         if self.num_inference_steps == 0 {
-            return Err(SchedulerError::OutOfOrder {
-                class: "DDIMScheduler",
-                reason: "before set_timesteps".into(),
-            });
+            return Err(SchedulerError::before_set_timesteps(CLASS));
         }
         let train = self.schedule.num_train_timesteps();
         let prev_t = t - (train / self.num_inference_steps) as f64;
@@ -116,25 +110,9 @@ impl Ddim {
         })
     }
 
-    pub fn add_noise(
-        &self,
-        original: &Tensor,
-        noise: &Tensor,
-        t: f64,
-    ) -> Result<Tensor, SchedulerError> {
+    /// `(sqrt(ᾱ), sqrt(1 - ᾱ))`: add_noise's scales of the clean sample and the noise at `t`.
+    pub fn noise_scales(&self, t: f64) -> Result<(f32, f32), SchedulerError> {
         let a = self.alpha(t)?;
-        add_noise_alpha(a, original, noise)
+        Ok((a.sqrt(), (1.0 - a).sqrt()))
     }
-}
-
-/// `sqrt(ᾱ) x0 + sqrt(1 - ᾱ) ε`, one ᾱ for the whole batch (img2img noises every sample to the same t).
-pub(crate) fn add_noise_alpha(
-    a: f32,
-    original: &Tensor,
-    noise: &Tensor,
-) -> Result<Tensor, SchedulerError> {
-    let b = original.size().first().copied().unwrap_or(1).max(1) as usize;
-    let sa = per_sample(&vec![a.sqrt(); b], original).to_kind(original.kind());
-    let sb = per_sample(&vec![(1.0 - a).sqrt(); b], original).to_kind(original.kind());
-    Ok(sa * original + sb * noise)
 }

@@ -5,7 +5,7 @@ use tch::Tensor;
 
 use super::betas::NoiseSchedule;
 use super::timesteps::{self, Spacing};
-use super::{per_sample, Prediction, SchedulerConfig, SchedulerError, StepIndex, StepOutput};
+use super::{Prediction, SchedulerConfig, SchedulerError, StepIndex, StepOutput};
 
 const CLASS: &str = "DPMSolverMultistepScheduler";
 
@@ -138,10 +138,7 @@ impl DpmSolverMultistep {
             }
         };
         let mut sigmas: Vec<f32> = if self.karras {
-            let log_sigmas: Vec<f64> = table
-                .iter()
-                .map(|&s| f64::from(f64::from(s).ln() as f32))
-                .collect();
+            let log_sigmas = timesteps::log_sigmas(&table);
             let k = timesteps::karras(f64::from(table[0]), f64::from(table[train - 1]), n);
             ts = k
                 .iter()
@@ -205,10 +202,7 @@ impl DpmSolverMultistep {
         sample: &Tensor,
     ) -> Result<StepOutput, SchedulerError> {
         if self.timesteps.is_empty() {
-            return Err(SchedulerError::OutOfOrder {
-                class: CLASS,
-                reason: "before set_timesteps".into(),
-            });
+            return Err(SchedulerError::before_set_timesteps(CLASS));
         }
         let i = self
             .state
@@ -289,12 +283,8 @@ impl DpmSolverMultistep {
         }
     }
 
-    pub fn add_noise(
-        &self,
-        original: &Tensor,
-        noise: &Tensor,
-        t: f64,
-    ) -> Result<Tensor, SchedulerError> {
+    /// `(alpha_t, sigma_t)`: add_noise's scales of the clean sample and the noise at `t`.
+    pub fn noise_scales(&self, t: f64) -> Result<(f32, f32), SchedulerError> {
         let i = self
             .state
             .for_add_noise(&self.timesteps, t)
@@ -302,14 +292,7 @@ impl DpmSolverMultistep {
         let sigma = *self
             .sigmas
             .get(i)
-            .ok_or_else(|| SchedulerError::OutOfOrder {
-                class: CLASS,
-                reason: "add_noise before set_timesteps".into(),
-            })?;
-        let (a, s) = alpha_sigma(sigma);
-        let b = original.size().first().copied().unwrap_or(1).max(1) as usize;
-        let a = per_sample(&vec![a; b], original).to_kind(original.kind());
-        let s = per_sample(&vec![s; b], original).to_kind(original.kind());
-        Ok(a * original + s * noise)
+            .ok_or_else(|| SchedulerError::unknown_timestep(CLASS, t, true))?;
+        Ok(alpha_sigma(sigma))
     }
 }

@@ -12,6 +12,7 @@ pub mod dpm_solver;
 pub mod euler;
 pub mod euler_ancestral;
 pub mod pndm;
+pub mod sigma_run;
 pub mod timesteps;
 
 pub use config::SchedulerConfig;
@@ -57,6 +58,24 @@ pub enum SchedulerError {
         "{class}: step() needs the step noise (draw it with noise::draw_job_noise) but got none"
     )]
     MissingNoise { class: &'static str },
+}
+
+impl SchedulerError {
+    pub(crate) fn before_set_timesteps(class: &'static str) -> Self {
+        Self::OutOfOrder {
+            class,
+            reason: "before set_timesteps".into(),
+        }
+    }
+
+    /// step() (or add_noise, `in_add_noise`) given a timestep that is not in the current run's schedule.
+    pub(crate) fn unknown_timestep(class: &'static str, t: f64, in_add_noise: bool) -> Self {
+        let call = if in_add_noise { "add_noise " } else { "" };
+        Self::OutOfOrder {
+            class,
+            reason: format!("{call}with timestep {t}, which is not in the schedule"),
+        }
+    }
 }
 
 /// The schedulers a recipe can name. Each maps to a diffusers class plus the overrides that make it that
@@ -257,8 +276,8 @@ impl Scheduler {
     /// Sigmas of the sigma-based schedulers, one more than timesteps (the last is the end point).
     pub fn sigmas(&self) -> Option<&[f32]> {
         match self {
-            Self::Euler(s) => Some(s.sigmas()),
-            Self::EulerAncestral(s) => Some(s.sigmas()),
+            Self::Euler(s) => Some(s.run.sigmas()),
+            Self::EulerAncestral(s) => Some(s.run.sigmas()),
             Self::DpmSolver(s) => Some(s.sigmas()),
             Self::Ddim(_) | Self::Pndm(_) => None,
         }
@@ -271,8 +290,8 @@ impl Scheduler {
 
     pub fn init_noise_sigma(&self) -> f64 {
         match self {
-            Self::Euler(s) => s.init_noise_sigma(),
-            Self::EulerAncestral(s) => s.init_noise_sigma(),
+            Self::Euler(s) => s.run.init_noise_sigma(),
+            Self::EulerAncestral(s) => s.run.init_noise_sigma(),
             _ => 1.0,
         }
     }
@@ -288,8 +307,8 @@ impl Scheduler {
     /// Where an img2img run starts in `timesteps()`; classes without it locate steps by timestep value.
     pub fn set_begin_index(&mut self, index: usize) {
         match self {
-            Self::Euler(s) => s.state.begin_index = Some(index),
-            Self::EulerAncestral(s) => s.state.begin_index = Some(index),
+            Self::Euler(s) => s.run.state.begin_index = Some(index),
+            Self::EulerAncestral(s) => s.run.state.begin_index = Some(index),
             Self::DpmSolver(s) => s.state.begin_index = Some(index),
             Self::Ddim(_) | Self::Pndm(_) => {}
         }
@@ -303,8 +322,8 @@ impl Scheduler {
     /// The input scaling before the model: `x / sqrt(sigma² + 1)` for the Euler schedulers, identity otherwise.
     pub fn scale_model_input(&mut self, sample: &Tensor, t: f64) -> Tensor {
         match self {
-            Self::Euler(s) => s.scale_model_input(sample, t),
-            Self::EulerAncestral(s) => s.scale_model_input(sample, t),
+            Self::Euler(s) => s.run.scale_model_input(sample, t),
+            Self::EulerAncestral(s) => s.run.scale_model_input(sample, t),
             _ => sample.shallow_clone(),
         }
     }
@@ -327,14 +346,26 @@ impl Scheduler {
         }
     }
 
-    /// Noises clean latents to timestep `t` (img2img's start point).
+    /// Noises clean latents to timestep `t` (img2img's start point): `a·x0 + s·noise` with each class's
+    /// scales, one pair for the whole batch (img2img noises every sample to the same t).
     pub fn add_noise(
         &self,
         original: &Tensor,
         noise: &Tensor,
         t: f64,
     ) -> Result<Tensor, SchedulerError> {
-        dispatch!(self, s => s.add_noise(original, noise, t))
+        let (a, s) = match self {
+            Self::Euler(s) => s.run.noise_scales(t)?,
+            Self::EulerAncestral(s) => s.run.noise_scales(t)?,
+            Self::Ddim(s) => s.noise_scales(t)?,
+            Self::DpmSolver(s) => s.noise_scales(t)?,
+            Self::Pndm(s) => s.noise_scales(t)?,
+        };
+        // diffusers multiplies by float32 tensors, not Python scalars; so do we, for the same rounding.
+        let b = original.size().first().copied().unwrap_or(1).max(1) as usize;
+        let a = per_sample(&vec![a; b], original).to_kind(original.kind());
+        let s = per_sample(&vec![s; b], original).to_kind(original.kind());
+        Ok(a * original + s * noise)
     }
 }
 

@@ -4,7 +4,6 @@
 use tch::Tensor;
 
 use super::betas::NoiseSchedule;
-use super::ddim::add_noise_alpha;
 use super::timesteps::{self, Spacing};
 use super::{Prediction, SchedulerConfig, SchedulerError, StepOutput};
 
@@ -124,10 +123,7 @@ impl Pndm {
         sample: &Tensor,
     ) -> Result<StepOutput, SchedulerError> {
         if self.num_inference_steps == 0 {
-            return Err(SchedulerError::OutOfOrder {
-                class: CLASS,
-                reason: "before set_timesteps".into(),
-            });
+            return Err(SchedulerError::before_set_timesteps(CLASS));
         }
         let prev = if self.counter < self.prk_timesteps.len() && !self.skip_prk_steps {
             self.step_prk(model_output, t, sample)?
@@ -225,14 +221,7 @@ impl Pndm {
         prev_t: f64,
         m: &Tensor,
     ) -> Result<Tensor, SchedulerError> {
-        let alpha = |t: f64| {
-            self.schedule
-                .alpha_at(t)
-                .ok_or_else(|| SchedulerError::OutOfOrder {
-                    class: CLASS,
-                    reason: format!("with timestep {t}, outside the training range"),
-                })
-        };
+        let alpha = |t: f64| self.schedule.alpha_for_step(t, CLASS);
         let a_t = alpha(t)?;
         let a_prev = if prev_t >= 0.0 {
             alpha(prev_t)?
@@ -249,19 +238,9 @@ impl Pndm {
         Ok(sample * f64::from(sample_coeff) - (m * f64::from(a_prev - a_t)) / f64::from(denom))
     }
 
-    pub fn add_noise(
-        &self,
-        original: &Tensor,
-        noise: &Tensor,
-        t: f64,
-    ) -> Result<Tensor, SchedulerError> {
-        let a = self
-            .schedule
-            .alpha_at(t)
-            .ok_or_else(|| SchedulerError::OutOfOrder {
-                class: CLASS,
-                reason: format!("add_noise with timestep {t}, outside the training range"),
-            })?;
-        add_noise_alpha(a, original, noise)
+    /// `(sqrt(ᾱ), sqrt(1 - ᾱ))`: add_noise's scales of the clean sample and the noise at `t`.
+    pub fn noise_scales(&self, t: f64) -> Result<(f32, f32), SchedulerError> {
+        let a = self.schedule.alpha_for_step(t, CLASS)?;
+        Ok((a.sqrt(), (1.0 - a).sqrt()))
     }
 }

@@ -91,6 +91,15 @@ pub fn sigma_to_t(sigma: f64, log_sigmas: &[f64]) -> f64 {
     (1.0 - w) * low as f64 + w * high as f64
 }
 
+/// `log(sigma)` of the training table for [`sigma_to_t`], rounded to float32 as diffusers' `np.log` of a
+/// float32 array is.
+pub fn log_sigmas(table: &[f32]) -> Vec<f64> {
+    table
+        .iter()
+        .map(|&s| f64::from(f64::from(s).ln() as f32))
+        .collect()
+}
+
 /// Karras et al. (2022) sigmas, rho = 7, from `sigma_max` down to `sigma_min`.
 pub fn karras(sigma_min: f64, sigma_max: f64, num: usize) -> Vec<f64> {
     let rho = 7.0;
