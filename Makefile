@@ -19,7 +19,7 @@ TEXAUG := target/release/texaug
 TINY_MODEL := output/models/tiny-sd1
 TINY_DEPTH_MODEL := output/models/tiny-sd2-depth
 
-.PHONY: help setup build demo test lint fmt bench fixtures fullsize-check clean-output
+.PHONY: help setup build dist demo test lint fmt bench fixtures fullsize-check clean-output
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -43,6 +43,11 @@ setup: $(LIBTORCH)/.complete $(TEXAUG_CLIP_VOCAB)  ## install libtorch 2.11 and 
 build: setup  ## release binary at target/release/texaug
 	cargo build --release --locked -p texaug-pipeline
 
+dist: build  ## a stripped copy of the binary at target/dist/texaug (libtorch found through its baked-in rpath)
+	mkdir -p target/dist
+	strip -o target/dist/texaug $(TEXAUG)
+	@ls -l target/dist/texaug
+
 $(TINY_MODEL)/model_index.json: | build
 	$(TEXAUG) model init-tiny --kind sd1 --out $(TINY_MODEL)
 
@@ -55,13 +60,15 @@ demo: build $(TINY_MODEL)/model_index.json $(TINY_DEPTH_MODEL)/model_index.json 
 	$(TEXAUG) run recipes/demo-depth.toml --resume
 	$(TEXAUG) inspect output/demo-depth
 
+# Tests run in the release profile: they reuse every dependency `make build` compiled (one dependency tree, not
+# two), and the numeric tests run optimized.
 test: setup $(PYCHECK) $(VALIDATOR)  ## run every test (unit, parity against diffusers, end to end)
 	TEXAUG_PYTHON_CHECK=1 TEXAUG_PYTHON=$(PYCHECK) TEXAUG_REQUIRE_GLTF_VALIDATOR=1 \
-	    cargo test --workspace --locked
+	    cargo test --workspace --locked --release
 
 lint: setup  ## rustfmt and clippy, warnings are errors
 	cargo fmt --all --check
-	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy --workspace --all-targets --locked --release -- -D warnings
 
 fmt:
 	cargo fmt --all

@@ -197,11 +197,18 @@ meta = pq.read_metadata(p).metadata
 assert meta[b"schema_version"] == b"1", meta
 cols = t.column_names
 assert cols[0] == "sample_id" and cols[-3:] == ["texaug_version", "views", "coverage"], cols
+import pyarrow as pa
+texts = [f for f in t.schema if f.name in ("sample_id", "prompt", "status", "split", "error")]
+for f in texts:
+    # Plain UTF-8, which every reader opens; string views are not (older pyarrow, DuckDB, Daft).
+    assert f.type in (pa.string(), pa.large_string()), (f.name, f.type)
 con = duckdb.connect()
 n, ok = con.execute(f"select count(*), count(*) filter (where status = 'ok') from read_parquet('{p}')").fetchall()[0]
 assert (n, ok) == (3, 3), (n, ok)
 seeds = con.execute(f"select min(seed) from read_parquet('{p}')").fetchall()[0][0]
 assert seeds >= 0
+types = dict(con.execute(f"select column_name, column_type from (describe select * from read_parquet('{p}'))").fetchall())
+assert types["prompt"] == "VARCHAR" and types["seed"] == "BIGINT", types
 try:
     import pandas  # optional: CI installs pyarrow and DuckDB only
 except ImportError:

@@ -1,5 +1,6 @@
 //! The command line. `--help` is the user's first manual, so every command carries examples.
 
+use crate::engine::progress::ProgressMode;
 use crate::plan::Shard;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -77,16 +78,6 @@ Example:
     Dev(DevCommand),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProgressMode {
-    /// Progress bars on stderr (overall and one per device).
-    Bar,
-    /// One JSON event per line on stdout, for cluster logs.
-    Json,
-    /// Nothing but errors and the final summary.
-    None,
-}
-
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The recipe (TOML).
@@ -97,9 +88,16 @@ pub struct RunArgs {
     /// Devices, overriding the recipe: `auto`, `cpu`, `cuda:0`, or a list `cuda:0,cuda:1`.
     #[arg(long, value_name = "LIST")]
     pub devices: Option<String>,
-    /// Continue a run into the same output: skip samples the journal holds as done, retry failed ones.
+    /// Continue a run into the same output: skip samples the journal holds as done, retry failed ones. Refused
+    /// when the journal was written by another recipe (its file edited) or another model (weights, ControlNet or
+    /// depth estimator); the message names which.
     #[arg(long)]
     pub resume: bool,
+    /// Resume even though the journal was written by another recipe or model (implies --resume): the old samples
+    /// are kept beside the new ones, each row's recipe_hash and model_hash saying which made it. Without it,
+    /// start a new output with --output DIR.
+    #[arg(long)]
+    pub force_resume: bool,
     /// How to report progress.
     #[arg(long, value_enum, default_value = "bar")]
     pub progress: ProgressMode,
@@ -257,5 +255,14 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["texaug", "run", "r.toml", "--shard", "5/5"]).is_err());
+    }
+
+    #[test]
+    fn force_resume_parses() {
+        let cli = Cli::try_parse_from(["texaug", "run", "r.toml", "--force-resume"]).unwrap();
+        match cli.command {
+            Command::Run(args) => assert!(args.force_resume && !args.resume),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 }

@@ -1,29 +1,16 @@
 //! `texaug`: re-texture meshes and images with Stable Diffusion, as a reproducible batch pipeline.
 //!
-//! The flow of one run (see DESIGN.md §1): recipe × source manifest → [`plan`] → [`pool`] (prepare in rayon, device
-//! workers, finish in rayon) → [`ledger`] (journal + Parquet part per shard).
+//! The flow of one run (docs/ARCHITECTURE.md): [`config`] (recipe × source manifest) → [`plan`] (jobs, ids,
+//! seeds, shards) → [`engine`] (prepare in rayon, device workers running the [`model`], finish in rayon, through
+//! `texaug_stages::job`) → [`output`] (journal + Parquet part per shard, sample folders). [`commands`] print.
 
 mod cli;
 mod commands;
-mod depth_cond;
-mod devices;
-mod diagnostic;
-mod inspect;
-mod ledger;
-mod merge;
-mod model_info;
+mod config;
+mod engine;
+mod model;
+mod output;
 mod plan;
-mod pool;
-mod progress;
-mod recipe;
-mod recipe_schema;
-mod sample_manifest;
-mod sd_model;
-mod sinks;
-mod source_manifest;
-mod stage_depth;
-mod stage_style;
-mod validate;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -36,7 +23,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
-                ExitCode::from(commands::EXIT_INVALID)
+                ExitCode::from(commands::exit::EXIT_INVALID)
             } else {
                 ExitCode::SUCCESS
             };

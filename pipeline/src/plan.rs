@@ -1,15 +1,19 @@
 //! The plan (pure): recipe × sources → jobs sorted by `sample_id`, each with its seed, prompt and strength.
 //! Nothing else decides what a run makes, so `texaug plan` shows exactly what `texaug run` will do.
 
-use crate::recipe::{
-    canonical_scheduler, Recipe, StageKind, StageSpec, Strength, DEFAULT_AZIMUTHS,
-};
-use crate::source_manifest::{Source, SourceKind};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::recipe::{
+    canonical_scheduler, LoadedRecipe, Recipe, StageKind, StageSpec, Strength, DEFAULT_AZIMUTHS,
+};
+use crate::config::recipe_load;
+use crate::config::sources::{load_recipe_sources, Source, SourceKind};
 
 /// `--shard I/N`: keep the jobs whose index i in the sorted plan has i % N == I.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +193,14 @@ pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
     jobs
 }
 
+/// Recipe → sources → the (sharded) plan.
+pub fn plan_recipe(recipe: &Path, shard_of: Shard) -> anyhow::Result<(LoadedRecipe, Vec<Job>)> {
+    let loaded = recipe_load::load(recipe)?;
+    let sources = load_recipe_sources(&loaded)?;
+    let jobs = shard(plan(&loaded.recipe, &sources), shard_of);
+    Ok((loaded, jobs))
+}
+
 /// The jobs of one shard.
 pub fn shard(jobs: Vec<Job>, shard: Shard) -> Vec<Job> {
     jobs.into_iter()
@@ -201,7 +213,7 @@ pub fn shard(jobs: Vec<Job>, shard: Shard) -> Vec<Job> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipe::{DevicesSpec, ModelSpec, SourcesSpec, StageSpec};
+    use crate::config::recipe::{DevicesSpec, ModelSpec, SourcesSpec, StageSpec};
     use std::collections::HashSet;
     use std::path::PathBuf;
 

@@ -10,11 +10,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
 use texaug_stages::diffusion::clip::{checkpoint_has_prefix, ClipTextTransformer};
-use texaug_stages::diffusion::config::{
-    AutoencoderKLConfig, ClipTextConfig, ControlNetConfig, UNet2DConditionConfig,
-};
-use texaug_stages::diffusion::controlnet::ControlNetModel;
+use texaug_stages::diffusion::config::{AutoencoderKLConfig, ClipTextConfig};
+use texaug_stages::diffusion::controlnet::{ControlNetConfig, ControlNetModel};
 use texaug_stages::diffusion::unet::{ControlResiduals, UNet2DConditionModel};
+use texaug_stages::diffusion::unet_config::UNet2DConditionConfig;
 use texaug_stages::diffusion::vae::AutoencoderKL;
 
 const TOLERANCE: f64 = 1e-4;

@@ -277,9 +277,11 @@ fn tiny_models_load_back_and_make_non_constant_images() {
             TinyKind::Sd2Depth => {
                 sd.depth2img(std::slice::from_ref(r), std::slice::from_ref(&depth))
             }
-            TinyKind::ControlNet => {
-                sd.controlnet_img2img(std::slice::from_ref(r), std::slice::from_ref(&r.image), 0.8)
-            }
+            TinyKind::ControlNet => sd.controlnet_img2img(
+                std::slice::from_ref(r),
+                std::slice::from_ref(r.image.as_ref()),
+                0.8,
+            ),
             _ => sd.img2img(std::slice::from_ref(r)),
         };
         let img = run(&req)

@@ -5,7 +5,7 @@ mod common;
 
 use common::gltf::{demo_dir, edit_glb, new_texture};
 use serde_json::Value;
-use texaug_stages::source::mesh::NO_SLOT;
+use texaug_stages::source::NO_SLOT;
 use texaug_stages::source::{
     load_image, write_png_atomic, write_retextured_glb, MeshAsset, SourceError,
 };

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::process::ExitCode;
+use texaug_stages::files;
 use texaug_stages::source::write_demo_sources;
 
 pub fn demo_data(dir: &Path) -> Result<ExitCode> {
@@ -16,7 +17,7 @@ pub fn demo_data(dir: &Path) -> Result<ExitCode> {
     }
     let bytes = w.into_inner().context("encoding manifest.csv")?;
     let manifest = dir.join("manifest.csv");
-    crate::sinks::write_atomic(&manifest, &bytes)
+    files::write_atomic(&manifest, &bytes)
         .with_context(|| format!("writing {}", manifest.display()))?;
     eprintln!(
         "texaug: wrote {} demo sources and {}",

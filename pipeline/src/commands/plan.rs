@@ -1,40 +1,15 @@
 //! `texaug plan`: the jobs a run would make, without making them.
 
-use crate::cli::{PlanArgs, PlanFormat};
-use crate::plan::{self, Job, Shard};
-use crate::recipe::{self, LoadedRecipe};
-use crate::source_manifest::{self, Source};
-use anyhow::Result;
 use std::io::Write;
 use std::process::ExitCode;
 
-/// The recipe's sources: its manifest, or a walk of its folder.
-pub fn load_sources(loaded: &LoadedRecipe) -> Result<Vec<Source>> {
-    let s = &loaded.recipe.sources;
-    let sources = match (&s.manifest, &s.dir) {
-        (Some(m), _) => source_manifest::load_manifest(m)?,
-        (None, Some(d)) => source_manifest::walk_dir(d, s.label.as_deref())?,
-        (None, None) => anyhow::bail!(
-            "{}: [sources] needs `manifest` or `dir`",
-            loaded.path.display()
-        ),
-    };
-    Ok(sources)
-}
+use anyhow::Result;
 
-/// Recipe → sources → the (sharded) plan.
-pub fn planned_jobs(
-    args_recipe: &std::path::Path,
-    shard: Shard,
-) -> Result<(LoadedRecipe, Vec<Job>)> {
-    let loaded = recipe::load(args_recipe)?;
-    let sources = load_sources(&loaded)?;
-    let jobs = plan::shard(plan::plan(&loaded.recipe, &sources), shard);
-    Ok((loaded, jobs))
-}
+use crate::cli::{PlanArgs, PlanFormat};
+use crate::plan::{plan_recipe, Shard};
 
 pub fn plan(args: PlanArgs) -> Result<ExitCode> {
-    let (_, jobs) = planned_jobs(&args.recipe, args.shard.unwrap_or(Shard::ALL))?;
+    let (_, jobs) = plan_recipe(&args.recipe, args.shard.unwrap_or(Shard::ALL))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.format {

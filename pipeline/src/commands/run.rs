@@ -1,25 +1,28 @@
 //! `texaug run`: plan, skip what the ledger holds, run the rest through the pool, record every sample.
 
-use super::plan::planned_jobs;
-use super::EXIT_SAMPLES_FAILED;
-use crate::cli::RunArgs;
-use crate::devices::{self, DeviceSpec};
-use crate::ledger::Ledger;
-use crate::model_info::{self, ModelInfo};
-use crate::plan::Shard;
-use crate::pool::{self, PoolConfig, RunMeta};
-use crate::progress::Progress;
-use crate::recipe::{DeviceList, LoadedRecipe, Recipe};
-use crate::sd_model::{self, SdLoader};
-use crate::stage_depth::{AnyStage, DepthWork};
-use crate::stage_style::{sample_rel_dir, StyleWork};
-use anyhow::{Context, Result};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use super::exit::EXIT_SAMPLES_FAILED;
+use crate::cli::RunArgs;
+use crate::config::devices::{self, DeviceList, DeviceSpec};
+use crate::engine::pool::{self, PoolConfig};
+use crate::engine::progress::Progress;
+use crate::engine::stage_work::RecipeStages;
+use crate::engine::units::units;
+use crate::model::info::{self, Extras};
+use crate::model::loading::{self, SdLoader};
+use crate::output::disk::OutputUnwritable;
+use crate::output::layout::{journal_path, sample_dir};
+use crate::output::ledger::{check_resumable, read_journal, Ledger};
+use crate::output::lock::ShardLock;
+use crate::output::row::RunMeta;
+use crate::output::run_toml::write_run_toml;
+use crate::plan::{plan_recipe, Shard};
 
 /// `run_id` = hex(sha256(recipe file hash ‖ shard))[..16]: stable across re-runs and resumes of the same shard, so
 /// two runs of one recipe give identical manifests apart from timing columns.
@@ -31,37 +34,29 @@ pub fn run_id(recipe_hash: &str, shard: Shard) -> String {
     hex::encode(&h.finalize()[..8])
 }
 
-#[derive(Serialize)]
-struct RunToml<'a> {
-    texaug_version: &'a str,
-    recipe_file: String,
-    recipe_hash: &'a str,
-    recipe: &'a Recipe,
-    model: &'a ModelInfo,
-}
-
-fn write_run_toml(output: &Path, loaded: &LoadedRecipe, model: &ModelInfo) -> Result<()> {
-    let doc = RunToml {
-        texaug_version: env!("CARGO_PKG_VERSION"),
-        recipe_file: loaded.path.display().to_string(),
-        recipe_hash: &loaded.hash,
-        recipe: &loaded.recipe,
-        model,
-    };
-    let text = toml::to_string_pretty(&doc).context("encoding run.toml")?;
-    let path = output.join("run.toml");
-    crate::sinks::write_atomic(&path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
+/// Removes the sample folders of `ids` that are not in `keep`: files of samples that were never recorded.
+fn remove_unrecorded<'a>(
+    output: &std::path::Path,
+    ids: impl Iterator<Item = &'a str>,
+    keep: &HashSet<String>,
+) -> Result<()> {
+    for id in ids.filter(|id| !keep.contains(*id)) {
+        let dir = sample_dir(output, id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("removing the unfinished sample {}", dir.display()))?;
+        }
+    }
     Ok(())
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let t0 = Instant::now();
     let shard = args.shard.unwrap_or(Shard::ALL);
-    let (loaded, jobs) = planned_jobs(&args.recipe, shard)?;
+    let (loaded, jobs) = plan_recipe(&args.recipe, shard)?;
     let recipe = &loaded.recipe;
     let output = args.output.clone().unwrap_or_else(|| loaded.output_dir());
-    let controlnet = crate::validate::run_controlnet(recipe).map_err(anyhow::Error::msg)?;
+    let controlnet = recipe.controlnet().map_err(anyhow::Error::msg)?;
     let device_names = match &args.devices {
         Some(list) => devices::names(&DeviceList::One(list.clone())),
         None => devices::names(&recipe.devices.use_),
@@ -78,8 +73,31 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         );
     }
     // Resolving the model writes nothing, so a missing model leaves no output folder behind.
-    let (model_source, model_dir) = sd_model::model_dir(&recipe.model)?;
-    let mut ledger = Ledger::open(&output, shard, args.resume)?;
+    let (model_source, model_dir) = loading::model_dir(&recipe.model)?;
+    // Before anything of this shard is removed or written: one run per output folder and shard.
+    let _lock = ShardLock::acquire(&output, shard)?;
+    let estimator = recipe.depth.as_ref().and_then(|d| d.estimator.as_deref());
+    let extras = Extras {
+        controlnet: controlnet.as_deref(),
+        estimator,
+    };
+    let model = info::describe(&model_source.id(), &model_dir, extras)?;
+    let resume = args.resume || args.force_resume;
+    if resume {
+        let journal = journal_path(&output, shard);
+        let (records, _) = read_journal(&journal)?;
+        if let Err(why) = check_resumable(&records, &loaded.hash, &model.hash, &journal) {
+            if !args.force_resume {
+                bail!("{why}");
+            }
+            eprintln!(
+                "texaug: warning: --force-resume: {} holds samples of another recipe or model; they are kept and \
+                 new ones are added beside them (each row's recipe_hash and model_hash say which made it)",
+                journal.display()
+            );
+        }
+    }
+    let mut ledger = Ledger::open(&output, shard, resume)?;
     let done: HashSet<String> = ledger
         .records()
         .values()
@@ -93,22 +111,20 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .collect();
     let skipped = total_planned - todo.len();
     // A killed run may have left some files of the samples it had in flight; they are made again from scratch.
-    for j in &todo {
-        let dir = output.join(sample_rel_dir(&j.sample_id));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("removing the unfinished sample {}", dir.display()))?;
-        }
-    }
+    remove_unrecorded(
+        &output,
+        todo.iter().map(|j| j.sample_id.as_str()),
+        &HashSet::new(),
+    )?;
+    let todo_ids: Vec<String> = todo.iter().map(|j| j.sample_id.clone()).collect();
 
-    let model = model_info::describe(&model_source.id(), &model_dir)?;
     write_run_toml(&output, &loaded, &model)?;
     let meta = RunMeta {
         run_id: run_id(&loaded.hash, shard),
         recipe_hash: loaded.hash.clone(),
         model_id: model.id.clone(),
         model_hash: model.hash.clone(),
-        default_scheduler: sd_model::default_scheduler_name(&model_dir),
+        default_scheduler: loading::default_scheduler_name(&model_dir),
     };
 
     let dev_labels: Vec<String> = devices.iter().map(ToString::to_string).collect();
@@ -124,30 +140,31 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         cpu_threads: cores,
     };
     let loader = SdLoader::new(&recipe.model, model_source, controlnet);
-    let style = StyleWork {
-        output: output.clone(),
-    };
-    let depth = DepthWork::new(output.clone(), recipe.stages.clone(), recipe.depth.as_ref())?;
-    let stage = AnyStage {
-        style: &style,
-        depth: &depth,
-    };
-    let units = pool::units(todo, config.batch);
+    let stages = RecipeStages::new(output.clone(), recipe.stages.clone(), recipe.depth.as_ref())?;
+    let units = units(todo, config.batch);
     let mut count = 0u64;
+    let mut recorded: HashSet<String> = HashSet::new();
     let outcome = pool::run(
         &config,
         units,
-        &stage,
+        &stages,
         &loader,
         &meta,
         &progress,
         |record| {
+            // A sample that failed because the output takes no more files stops the run; it gets no row.
+            if !record.is_ok() {
+                if let Some(stop) = stages.take_unwritable(&record.sample_id) {
+                    return Err(anyhow::Error::new(stop));
+                }
+            }
             let (id, status, error) = (
                 record.sample_id.clone(),
                 record.status.clone(),
                 record.error.clone(),
             );
             ledger.append(record)?;
+            recorded.insert(id.clone());
             count += 1;
             progress.sample_done(&id, &status, error.as_deref(), count);
             Ok(())
@@ -155,7 +172,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     );
     // Whatever happened, the Parquet part reflects the journal.
     let records = ledger.finish();
-    let outcome = outcome?;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            if e.downcast_ref::<OutputUnwritable>().is_some() {
+                // Samples written while the run was stopping but never recorded are removed now (freeing their
+                // space), so the folder holds exactly what the journal says; --resume makes them again.
+                let _ = remove_unrecorded(&output, todo_ids.iter().map(String::as_str), &recorded);
+            }
+            return Err(e);
+        }
+    };
     let records = records?;
     let elapsed = t0.elapsed().as_secs_f64();
     progress.finish(outcome.done, outcome.failed, elapsed);

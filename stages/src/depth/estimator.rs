@@ -2,8 +2,8 @@
 //! `torch.jit.trace`), input `[1, 3, H, W]` normalized RGB, output `[1, H', W']` relative inverse
 //! depth (larger = nearer), resized back to the image with bicubic interpolation.
 
+use super::error::DepthError;
 use super::image_depth::DepthMap;
-use super::DepthError;
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 use tch::{CModule, Device, Kind, Tensor};

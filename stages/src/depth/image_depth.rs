@@ -10,7 +10,8 @@
 //! Depth-conditioned models min-max normalize per image, so only the ordering and relative spacing
 //! matter, not the absolute scale.
 
-use super::DepthError;
+use super::error::DepthError;
+use crate::file_read::{read_regular, ReadError};
 use image::DynamicImage;
 use std::path::Path;
 
@@ -91,9 +92,18 @@ impl DepthMap {
 /// Loads a depth image (see the module docs for formats and the larger-is-nearer convention).
 pub fn load_depth_image(path: impl AsRef<Path>) -> Result<DepthMap, DepthError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| DepthError::Read {
+    let limits = crate::source::SourceLimits::default();
+    let bytes = read_regular(path, limits.max_file_bytes).map_err(|e| DepthError::Read {
         path: path.to_path_buf(),
-        cause: e.to_string(),
+        cause: match e {
+            ReadError::Io(e) => e.to_string(),
+            ReadError::NotRegular(kind) => format!("it is {kind}, not a regular file"),
+            ReadError::TooLarge { size } => format!(
+                "it holds at least {size} bytes, over the {} byte limit",
+                limits.max_file_bytes
+            ),
+            ReadError::Changed => "the file changed while it was being opened".into(),
+        },
     })?;
     let is_tiff = bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*");
     if is_tiff {

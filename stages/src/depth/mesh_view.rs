@@ -1,7 +1,7 @@
 //! World-space triangle arrays borrowed from the caller and checked once, so the rasterizer and the
 //! baker can index them without bounds worries.
 
-use super::DepthError;
+use super::error::DepthError;
 
 /// A triangle mesh in world space. UVs follow glTF: origin at the top-left of the image, v down.
 /// Meshes whose UVs come from v-up formats (OBJ) must be flipped (`v = 1 - v`) before they get here.

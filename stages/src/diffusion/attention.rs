@@ -326,9 +326,12 @@ mod tests {
 
     #[test]
     fn upcast_runs_half_precision_in_float32() {
-        let q = Tensor::randn([1, 6, 8], (Kind::Float, Device::Cpu)) * 4.0;
-        let k = Tensor::randn([1, 6, 8], (Kind::Float, Device::Cpu)) * 4.0;
-        let v = Tensor::randn([1, 6, 8], (Kind::Float, Device::Cpu));
+        // Fixed inputs (not the global generator, which parallel tests share): the bound must not be luck.
+        let wave = |phase: f64, scale: f64| {
+            ((Tensor::arange(48, (Kind::Float, Device::Cpu)) * 0.7 + phase).sin() * scale)
+                .view([1, 6, 8])
+        };
+        let (q, k, v) = (wave(0.0, 4.0), wave(1.3, 4.0), wave(2.1, 1.0));
         let want = multi_head_attention(&q, &k, &v, 2, false, false);
         let bf = |t: &Tensor| t.to_kind(Kind::BFloat16);
         let up = multi_head_attention(&bf(&q), &bf(&k), &bf(&v), 2, false, true);
@@ -337,7 +340,7 @@ mod tests {
             .abs()
             .max()
             .double_value(&[]);
-        assert!(d < 5e-2, "{d}");
+        assert!(d < 1e-2, "{d}");
     }
 
     #[test]

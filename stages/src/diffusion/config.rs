@@ -5,9 +5,6 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-pub use super::controlnet::ControlNetConfig;
-pub use super::unet_config::{BlockPlan, UNet2DConditionConfig};
-
 /// Why a config could not be read or does not describe a network we can build.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -2,11 +2,12 @@
 //! the UNet's skip connections, as diffusers' `controlnets/controlnet.py` defines it.
 
 use super::config::defaults::{d_3, d_cond_channels, d_rgb};
-use super::config::{parse_json, read_text, unsupported, ConfigError, UNet2DConditionConfig};
+use super::config::{parse_json, read_text, unsupported, ConfigError};
 use super::resnet::conv2d;
 use super::unet::{
     check_shape, ControlResiduals, EncoderOutput, InputError, UNet2DConditionModel, UNetEncoder,
 };
+use super::unet_config::UNet2DConditionConfig;
 use serde::Deserialize;
 use std::path::Path;
 use tch::{nn, nn::Module, Tensor};

@@ -17,7 +17,7 @@ pub struct DepthMap {
 /// diffusers' `prepare_depth_map`: bicubic resize to the latent size, then per map `2 (d - min) / (max - min) - 1`.
 /// `[b, 1, h, w]` on the device in the model's dtype.
 pub fn depth_mask(
-    depths: &[DepthMap],
+    depths: &[&DepthMap],
     lh: i64,
     lw: i64,
     device: Device,
@@ -51,7 +51,7 @@ pub fn depth_mask(
 }
 
 /// Equal-size `uint8` images → `[b, 3, H, W]` float `x / 255` on the device.
-pub fn pixels(images: &[image::RgbImage], device: Device) -> Result<Tensor, DiffusionError> {
+pub fn pixels(images: &[&image::RgbImage], device: Device) -> Result<Tensor, DiffusionError> {
     let (w, h) = images.first().map(|i| i.dimensions()).unwrap_or((0, 0));
     let mut bytes = Vec::with_capacity(images.len() * (w * h * 3) as usize);
     for i in images {
@@ -129,7 +129,7 @@ mod tests {
             height: 4,
             values: (0..16).map(|i| i as f32).collect(),
         };
-        let m = depth_mask(&[flat, ramp], 2, 2, Device::Cpu, Kind::Float).unwrap();
+        let m = depth_mask(&[&flat, &ramp], 2, 2, Device::Cpu, Kind::Float).unwrap();
         assert_eq!(m.size(), vec![2, 1, 2, 2]);
         assert_eq!(m.isnan().any().int64_value(&[]), 0);
         assert_eq!(m.get(0).abs().max().double_value(&[]), 0.0);

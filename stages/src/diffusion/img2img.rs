@@ -9,28 +9,29 @@ use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 use super::clip::{checkpoint_has_prefix, ClipTextTransformer};
-use super::config::{AutoencoderKLConfig, ClipTextConfig, ControlNetConfig, UNet2DConditionConfig};
+use super::config::{AutoencoderKLConfig, ClipTextConfig};
+use super::controlnet::ControlNetConfig;
 use super::controlnet::ControlNetModel;
 use super::model_dir::ModelSource;
 use super::noise;
 use super::schedulers::{Scheduler, SchedulerConfig, SchedulerKind};
 use super::tokenizer::ClipTokenizer;
 use super::unet::{timesteps_tensor, UNet2DConditionModel};
+use super::unet_config::UNet2DConditionConfig;
 use super::vae::AutoencoderKL;
 use super::weights;
 
 pub use super::error::DiffusionError;
 use super::image_tensors;
 pub use super::image_tensors::{postprocess, DepthMap};
-pub use super::request::{batch_key, t_start, BatchKey, Img2ImgRequest};
+pub use super::request::{batch_key, t_start, BatchKey, Condition, ConditionKind, Img2ImgRequest};
 
-/// What conditions the UNet besides the text.
-#[derive(Clone, Copy)]
+/// What conditions the UNet besides the text, one entry per request of the batch.
 enum Cond<'a> {
     None,
-    Depth(&'a [DepthMap]),
+    Depth(Vec<&'a DepthMap>),
     Control {
-        images: &'a [image::RgbImage],
+        images: Vec<&'a image::RgbImage>,
         scale: f64,
     },
 }
@@ -222,7 +223,16 @@ impl StableDiffusion {
 
     /// The scheduler the jobs run with (the model's own class unless one was chosen at load).
     pub fn scheduler(&self) -> Result<Scheduler, DiffusionError> {
-        Ok(Scheduler::new(&self.scheduler_config, self.scheduler_kind)?)
+        self.scheduler_for(None)
+    }
+
+    /// The scheduler of `kind` (`None`: the one this pipeline was loaded with) on the model's scheduler config. A
+    /// scheduler is cheap state, so each batch builds its own: one loaded model serves every scheduler.
+    pub fn scheduler_for(&self, kind: Option<SchedulerKind>) -> Result<Scheduler, DiffusionError> {
+        Ok(Scheduler::new(
+            &self.scheduler_config,
+            kind.or(self.scheduler_kind),
+        )?)
     }
 
     /// `[b, 77, hidden]` text embeddings of `prompts`.
@@ -279,6 +289,12 @@ impl StableDiffusion {
                     what: "guidance mode (guidance > 1 or not)",
                 });
             }
+            if k.scheduler != key.scheduler {
+                return Err(DiffusionError::MixedBatch {
+                    index: i,
+                    what: "scheduler",
+                });
+            }
         }
         if key.t_start >= key.steps {
             return Err(DiffusionError::NoSteps {
@@ -313,7 +329,42 @@ impl StableDiffusion {
     ) -> Result<Vec<image::RgbImage>, DiffusionError> {
         self.refuse_depth_model(batch)?;
         let key = self.validate(batch)?;
-        tch::no_grad(|| self.run(batch, key, Cond::None))
+        tch::no_grad(|| self.denoise(batch, key, Cond::None))
+    }
+
+    /// Runs one batch whatever its requests' [`Condition`] (all requests of a batch share its kind, see
+    /// [`batch_key`]): plain img2img, depth2img or ControlNet img2img. Images come back in request order.
+    pub fn generate(
+        &self,
+        batch: &[Img2ImgRequest],
+    ) -> Result<Vec<image::RgbImage>, DiffusionError> {
+        let mixed = || DiffusionError::MixedBatch {
+            index: 0,
+            what: "condition (plain, depth, or ControlNet with one scale)",
+        };
+        match batch.first().map(|r| &r.condition) {
+            None | Some(Condition::None) => self.img2img(batch),
+            Some(Condition::Depth(_)) => {
+                let depths = batch
+                    .iter()
+                    .map(|r| match &r.condition {
+                        Condition::Depth(d) => Ok(d.as_ref()),
+                        _ => Err(mixed()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.depth2img_refs(batch, depths)
+            }
+            Some(Condition::Control { scale, .. }) => {
+                let images = batch
+                    .iter()
+                    .map(|r| match &r.condition {
+                        Condition::Control { image, scale: s } if s == scale => Ok(image.as_ref()),
+                        _ => Err(mixed()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.controlnet_img2img_refs(batch, images, *scale)
+            }
+        }
     }
 
     /// ControlNet img2img (diffusers' `StableDiffusionControlNetImg2ImgPipeline`): one control image per request
@@ -322,6 +373,15 @@ impl StableDiffusion {
         &self,
         batch: &[Img2ImgRequest],
         controls: &[image::RgbImage],
+        scale: f64,
+    ) -> Result<Vec<image::RgbImage>, DiffusionError> {
+        self.controlnet_img2img_refs(batch, controls.iter().collect(), scale)
+    }
+
+    fn controlnet_img2img_refs(
+        &self,
+        batch: &[Img2ImgRequest],
+        controls: Vec<&image::RgbImage>,
         scale: f64,
     ) -> Result<Vec<image::RgbImage>, DiffusionError> {
         if self.controlnet.is_none() {
@@ -356,7 +416,7 @@ impl StableDiffusion {
             });
         }
         tch::no_grad(|| {
-            self.run(
+            self.denoise(
                 batch,
                 key,
                 Cond::Control {
@@ -374,6 +434,14 @@ impl StableDiffusion {
         batch: &[Img2ImgRequest],
         depths: &[DepthMap],
     ) -> Result<Vec<image::RgbImage>, DiffusionError> {
+        self.depth2img_refs(batch, depths.iter().collect())
+    }
+
+    fn depth2img_refs(
+        &self,
+        batch: &[Img2ImgRequest],
+        depths: Vec<&DepthMap>,
+    ) -> Result<Vec<image::RgbImage>, DiffusionError> {
         if !self.is_depth_model() {
             return Err(DiffusionError::DepthUnused {
                 model: self.model_id.clone(),
@@ -387,17 +455,17 @@ impl StableDiffusion {
             });
         }
         let key = self.validate(batch)?;
-        tch::no_grad(|| self.run(batch, key, Cond::Depth(depths)))
+        tch::no_grad(|| self.denoise(batch, key, Cond::Depth(depths)))
     }
 
-    fn run(
+    fn denoise(
         &self,
         batch: &[Img2ImgRequest],
         key: BatchKey,
         extra: Cond<'_>,
     ) -> Result<Vec<image::RgbImage>, DiffusionError> {
         let b = batch.len() as i64;
-        let mut scheduler = self.scheduler()?;
+        let mut scheduler = self.scheduler_for(key.scheduler)?;
         scheduler.set_timesteps(key.steps)?;
         let begin = key.t_start * scheduler.order();
         let timesteps: Vec<f64> = scheduler.timesteps().get(begin..).unwrap_or(&[]).to_vec();
@@ -444,7 +512,7 @@ impl StableDiffusion {
                 m
             }
         };
-        let depth = match extra {
+        let depth = match &extra {
             Cond::Depth(d) => Some(double(image_tensors::depth_mask(
                 d,
                 lh,
@@ -455,11 +523,11 @@ impl StableDiffusion {
             _ => None,
         };
         // [b or 2b, 3, H, W] in [0, 1], with the ControlNet and its scale.
-        let control = match (extra, &self.controlnet) {
+        let control = match (&extra, &self.controlnet) {
             (Cond::Control { images, scale }, Some(net)) => Some((
                 net,
                 double(image_tensors::pixels(images, self.device)?.to_kind(self.dtype)),
-                scale,
+                *scale,
             )),
             _ => None,
         };
@@ -517,7 +585,7 @@ impl StableDiffusion {
 
     /// `uint8 [H, W, 3]` images → `[b, 3, H, W]` float in [-1, 1] on the device (`x / 255 * 2 - 1`).
     fn preprocess(&self, batch: &[Img2ImgRequest]) -> Result<Tensor, DiffusionError> {
-        let images: Vec<image::RgbImage> = batch.iter().map(|r| r.image.clone()).collect();
+        let images: Vec<&image::RgbImage> = batch.iter().map(|r| r.image.as_ref()).collect();
         Ok(image_tensors::pixels(&images, self.device)? * 2.0 - 1.0)
     }
 }

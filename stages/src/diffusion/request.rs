@@ -1,9 +1,52 @@
-//! What one img2img job asks for, and which jobs can share a batch.
+//! What one img2img call asks for — the one request type from a job to the device — and which requests can share
+//! a batch.
 
-/// One img2img job.
+use std::sync::Arc;
+
+use image::RgbImage;
+
+use super::image_tensors::DepthMap;
+use super::schedulers::SchedulerKind;
+
+/// What conditions the model besides the prompt.
+#[derive(Clone, Debug, Default)]
+pub enum Condition {
+    /// Plain img2img.
+    #[default]
+    None,
+    /// A depth map (larger = nearer) for a depth-conditioned (5-channel) UNet. Shared, not copied, by the
+    /// requests that use it.
+    Depth(Arc<DepthMap>),
+    /// A ControlNet control image in [0, 1] at the request's size, with its `controlnet_conditioning_scale`.
+    Control { image: Arc<RgbImage>, scale: f64 },
+}
+
+/// Requests of one batch agree on this: the kind of condition (and a ControlNet batch on its scale, as bits so the
+/// key stays `Eq`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConditionKind {
+    None,
+    Depth,
+    Control { scale_bits: u64 },
+}
+
+impl Condition {
+    pub fn kind(&self) -> ConditionKind {
+        match self {
+            Condition::None => ConditionKind::None,
+            Condition::Depth(_) => ConditionKind::Depth,
+            Condition::Control { scale, .. } => ConditionKind::Control {
+                scale_bits: scale.to_bits(),
+            },
+        }
+    }
+}
+
+/// One img2img call: a job has one per image, or one per view and base-color texture of a mesh. The image and the
+/// condition are shared (`Arc`), so batching and retrying copy no pixels.
 #[derive(Clone, Debug)]
 pub struct Img2ImgRequest {
-    pub image: image::RgbImage,
+    pub image: Arc<RgbImage>,
     pub prompt: String,
     pub negative_prompt: String,
     /// Fraction of the schedule that runs, in [0, 1] (1 ignores the image's content).
@@ -12,26 +55,32 @@ pub struct Img2ImgRequest {
     pub guidance: f64,
     pub steps: usize,
     pub seed: u64,
+    /// The scheduler class for this request; `None` runs the one the pipeline was loaded with.
+    pub scheduler: Option<SchedulerKind>,
+    pub condition: Condition,
 }
 
 impl Img2ImgRequest {
-    /// A request with diffusers' defaults (strength 0.8, guidance 7.5, 50 steps, seed 0). Build others with
-    /// `Img2ImgRequest { prompt: ..., ..Img2ImgRequest::new(image, "") }` so new fields do not break callers.
-    pub fn new(image: image::RgbImage, prompt: &str) -> Self {
+    /// A request with diffusers' defaults (strength 0.8, guidance 7.5, 50 steps, seed 0, the model's scheduler,
+    /// no condition). Build others with `Img2ImgRequest { prompt: ..., ..Img2ImgRequest::new(image, "") }` so new
+    /// fields do not break callers.
+    pub fn new(image: impl Into<Arc<RgbImage>>, prompt: &str) -> Self {
         Self {
-            image,
+            image: image.into(),
             prompt: prompt.to_owned(),
             negative_prompt: String::new(),
             strength: 0.8,
             guidance: 7.5,
             steps: 50,
             seed: 0,
+            scheduler: None,
+            condition: Condition::None,
         }
     }
 }
 
 /// Requests with equal keys can run as one batch: same size, same number of denoising steps from the same
-/// start, and the same guidance mode.
+/// start, the same guidance mode, scheduler and kind of condition. This is the one function that decides it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BatchKey {
     pub width: u32,
@@ -39,6 +88,8 @@ pub struct BatchKey {
     pub steps: usize,
     pub t_start: usize,
     pub guided: bool,
+    pub scheduler: Option<SchedulerKind>,
+    pub condition: ConditionKind,
 }
 
 /// diffusers' `get_timesteps`: the first schedule index that runs.
@@ -54,6 +105,8 @@ pub fn batch_key(r: &Img2ImgRequest) -> BatchKey {
         steps: r.steps,
         t_start: t_start(r.steps, r.strength),
         guided: r.guidance > 1.0,
+        scheduler: r.scheduler,
+        condition: r.condition.kind(),
     }
 }
 
@@ -95,5 +148,33 @@ mod tests {
         assert_eq!(batch_key(&a), batch_key(&b));
         assert_ne!(batch_key(&a), batch_key(&c));
         assert_ne!(batch_key(&a), batch_key(&d));
+    }
+
+    #[test]
+    fn batch_key_separates_schedulers_and_conditions() {
+        let a = Img2ImgRequest::new(image::RgbImage::new(8, 8), "a");
+        let euler = Img2ImgRequest {
+            scheduler: Some(SchedulerKind::Euler),
+            ..a.clone()
+        };
+        let depth = Img2ImgRequest {
+            condition: Condition::Depth(Arc::new(DepthMap {
+                width: 1,
+                height: 1,
+                values: vec![0.0],
+            })),
+            ..a.clone()
+        };
+        let control = |scale| Img2ImgRequest {
+            condition: Condition::Control {
+                image: a.image.clone(),
+                scale,
+            },
+            ..a.clone()
+        };
+        assert_ne!(batch_key(&a), batch_key(&euler));
+        assert_ne!(batch_key(&a), batch_key(&depth));
+        assert_ne!(batch_key(&control(1.0)), batch_key(&control(0.5)));
+        assert_eq!(batch_key(&control(1.0)), batch_key(&control(1.0)));
     }
 }

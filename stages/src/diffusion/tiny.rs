@@ -8,12 +8,14 @@ use serde_json::{json, Value};
 use tch::{nn::VarStore, Device};
 
 use super::clip::ClipTextTransformer;
-use super::config::{AutoencoderKLConfig, ClipTextConfig, ControlNetConfig, UNet2DConditionConfig};
+use super::config::{AutoencoderKLConfig, ClipTextConfig};
+use super::controlnet::ControlNetConfig;
 use super::controlnet::ControlNetModel;
 use super::img2img::DiffusionError;
 use super::noise;
 use super::tokenizer::{ClipTokenizer, EOS};
 use super::unet::UNet2DConditionModel;
+use super::unet_config::UNet2DConditionConfig;
 use super::vae::AutoencoderKL;
 use super::weights;
 

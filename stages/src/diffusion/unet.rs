@@ -2,12 +2,13 @@
 //! in [`UNetEncoder`] so the ControlNet builds the same modules under the same names.
 
 use super::attention::TransformerConfig;
-use super::config::{BlockPlan, ConfigError, UNet2DConditionConfig};
+use super::config::ConfigError;
 use super::embeddings::{timestep_embedding, TimestepEmbedding};
 use super::resnet::{conv2d, group_norm};
 use super::unet_blocks::{
     BlockCommon, DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D, UpChannels,
 };
+use super::unet_config::{BlockPlan, UNet2DConditionConfig};
 use tch::{nn, nn::Module, Kind, Tensor};
 
 /// A tensor handed to a network does not have the shape the network's config asks for.

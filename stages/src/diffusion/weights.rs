@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
@@ -373,35 +372,17 @@ pub fn save_varstore(vs: &VarStore, path: &Path, kind: Option<Kind>) -> Result<(
 
 /// sha256 of one file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String, WeightsError> {
-    let mut f = std::fs::File::open(path).map_err(io(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    crate::files::sha256_file(path).map_err(io(path))
 }
 
 /// The model hash over weight files given as `(label, path)`: a single file's own sha256 (what the Hub shows
 /// for it), else the sha256 of `sha256sum`-style lines `"<sha256>  <label>\n"` sorted by label.
 pub fn hash_files(files: &[(String, PathBuf)]) -> Result<String, WeightsError> {
-    if let [(_, only)] = files {
-        return sha256_file(only);
-    }
-    let mut lines: Vec<(String, String)> = files
+    let digests = files
         .iter()
         .map(|(label, p)| Ok((label.clone(), sha256_file(p)?)))
-        .collect::<Result<_, WeightsError>>()?;
-    lines.sort();
-    let mut h = Sha256::new();
-    for (label, digest) in lines {
-        h.update(format!("{digest}  {label}\n").as_bytes());
-    }
-    Ok(hex::encode(h.finalize()))
+        .collect::<Result<Vec<_>, WeightsError>>()?;
+    Ok(crate::files::combined_digest(&digests))
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use image::{Rgba, RgbaImage};
 use serde_json::json;
 
 use super::demo_gltf::{Builder, Geometry, Layout};
+use super::error::SourceError;
 use super::image_file::{encode_png, write_bytes_atomic};
-use super::SourceError;
 
 /// One demo asset as a manifest row.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,11 @@ use std::path::Path;
 use image::RgbaImage;
 use serde_json::{json, Value};
 
-use super::gltf_io::{base64_encode, canonical_json};
+use super::error::SourceError;
+use super::glb::assemble_glb;
+use super::gltf_io::canonical_json;
 use super::image_file::{encode_png, write_bytes_atomic};
-use super::SourceError;
+use super::uri::base64_encode;
 
 /// Indexed triangle geometry with normals and one or two UV sets.
 #[derive(Debug, Clone, Default)]
@@ -65,7 +67,7 @@ const ELEMENT_ARRAY_BUFFER: u32 = 34963;
 
 impl Builder {
     fn add_view(&mut self, data: &[u8], target: Option<u32>) -> usize {
-        while self.bin.len() % 4 != 0 {
+        while !self.bin.len().is_multiple_of(4) {
             self.bin.push(0);
         }
         let mut view = json!({"buffer": 0, "byteOffset": self.bin.len(), "byteLength": data.len()});
@@ -173,7 +175,7 @@ impl Builder {
             };
             images.push(image);
         }
-        while self.bin.len() % 4 != 0 {
+        while !self.bin.len().is_multiple_of(4) {
             self.bin.push(0);
         }
         let mut buffer = json!({"byteLength": self.bin.len()});
@@ -211,28 +213,14 @@ impl Builder {
             doc["extensionsUsed"] = json!(self.extensions_used);
         }
         let bytes = match layout {
-            Layout::Glb => glb_bytes(&doc, &self.bin),
+            Layout::Glb => {
+                assemble_glb(&doc, self.bin.clone()).map_err(|cause| SourceError::Unsupported {
+                    path: path.to_path_buf(),
+                    cause,
+                })?
+            }
             _ => canonical_json(&doc),
         };
         write_bytes_atomic(&bytes, path)
     }
-}
-
-fn glb_bytes(doc: &Value, bin: &[u8]) -> Vec<u8> {
-    let mut json = canonical_json(doc);
-    while json.len() % 4 != 0 {
-        json.push(b' ');
-    }
-    let total = 12 + 8 + json.len() + 8 + bin.len();
-    let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(b"glTF");
-    out.extend_from_slice(&2u32.to_le_bytes());
-    out.extend_from_slice(&(total as u32).to_le_bytes());
-    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"JSON");
-    out.extend_from_slice(&json);
-    out.extend_from_slice(&(bin.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"BIN\0");
-    out.extend_from_slice(bin);
-    out
 }

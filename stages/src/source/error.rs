@@ -1,6 +1,14 @@
 //! The one error type of the source stage: every variant names the file, the cause and a fix.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The folder of an asset, the only place its external files are read from, for messages.
+fn asset_folder(path: &Path) -> String {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+        _ => ".".to_string(),
+    }
+}
 
 /// Why a source could not be read or a re-textured asset could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +41,24 @@ pub enum SourceError {
         resolved: PathBuf,
         cause: String,
     },
+    #[error("{path}: {what} names {uri:?}, which {reason}; texaug refused it without reading or fetching anything. texaug reads only regular files inside the asset's folder ({folder}), named by relative paths, and data: URIs: copy the file next to the .gltf, or export a self-contained .glb", folder = asset_folder(.path))]
+    RefusedUri {
+        path: PathBuf,
+        what: String,
+        /// The URI as the asset wrote it (shortened when very long).
+        uri: String,
+        reason: String,
+    },
+    #[error("{path} is {kind}, not a regular file; texaug reads sources only from regular files (never FIFOs, devices, sockets or folders). Point the manifest at the file itself")]
+    NotAFile { path: PathBuf, kind: String },
+    #[error("{path}: {what} {cause}. texaug refuses it before allocating so one asset cannot exhaust the machine's memory: shrink or re-export the asset, or raise SourceLimits::{limit} (MeshAsset::load_with, load_image_with) if the machine can afford it")]
+    OverLimit {
+        path: PathBuf,
+        what: String,
+        cause: String,
+        /// The [`SourceLimits`](super::limits::SourceLimits) field that was exceeded.
+        limit: &'static str,
+    },
     #[error("{path}: {what} cannot be decoded ({cause}). Use PNG, JPEG or WebP textures")]
     UnsupportedTexture {
         path: PathBuf,
@@ -63,4 +89,15 @@ pub enum SourceError {
         slot: usize,
         cause: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Errors travel inside `Result`s of every job; clippy's `result_large_err` draws the line at 128 bytes.
+    #[test]
+    fn the_error_stays_small() {
+        assert!(std::mem::size_of::<SourceError>() <= 120);
+    }
 }

@@ -1,40 +1,121 @@
 //! Image files in and out: decoding by content (never by extension) and atomic, deterministic PNG writes.
 
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{Cursor, Write};
+use std::path::Path;
 
-use image::{ImageFormat, RgbaImage};
-use sha2::{Digest, Sha256};
+use image::{ImageFormat, ImageReader, Limits, RgbaImage};
 
-use super::SourceError;
+use super::error::SourceError;
+use super::limits::{human_bytes, SourceLimits};
+use crate::file_read::{read_regular, ReadError};
+use crate::files;
 
-/// Reads a PNG, JPEG or WebP file as 8-bit RGBA; the format is sniffed from the bytes.
+/// Reads a PNG, JPEG or WebP file as 8-bit RGBA; the format is sniffed from the bytes. The default
+/// [`SourceLimits`] apply (a 1 GiB file, 64 Mpx).
 pub fn load_image(path: &Path) -> Result<RgbaImage, SourceError> {
-    let bytes = std::fs::read(path).map_err(|source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
+    load_image_with(path, &SourceLimits::default())
+}
+
+/// [`load_image`] with the given limits: the file must be a regular file of at most `max_file_bytes`, and its
+/// header's width × height at most `max_image_pixels`, checked before anything is decoded.
+pub fn load_image_with(path: &Path, limits: &SourceLimits) -> Result<RgbaImage, SourceError> {
+    let bytes = read_regular(path, limits.max_file_bytes).map_err(|e| match e {
+        ReadError::Io(source) => SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        ReadError::NotRegular(kind) => SourceError::NotAFile {
+            path: path.to_path_buf(),
+            kind: kind.to_string(),
+        },
+        ReadError::Changed => SourceError::NotAFile {
+            path: path.to_path_buf(),
+            kind: "a path that changed while it was being opened".to_string(),
+        },
+        ReadError::TooLarge { size } => SourceError::OverLimit {
+            path: path.to_path_buf(),
+            what: "the image file".to_string(),
+            cause: format!(
+                "is {}, over the {} limit on one file",
+                human_bytes(size),
+                human_bytes(limits.max_file_bytes)
+            ),
+            limit: "max_file_bytes",
+        },
     })?;
-    decode_image_bytes(&bytes).map_err(|cause| SourceError::BadImage {
-        path: path.to_path_buf(),
-        cause,
+    decode_image_bytes(&bytes, limits.max_image_pixels).map_err(|e| match e {
+        DecodeError::Bad(cause) => SourceError::BadImage {
+            path: path.to_path_buf(),
+            cause,
+        },
+        DecodeError::TooManyPixels { .. } => SourceError::OverLimit {
+            path: path.to_path_buf(),
+            what: "the image".to_string(),
+            cause: e.over_limit_cause(limits.max_image_pixels),
+            limit: "max_image_pixels",
+        },
     })
 }
 
-/// Decodes PNG, JPEG or WebP bytes; the error string says which format was seen and why it failed.
-pub(crate) fn decode_image_bytes(bytes: &[u8]) -> Result<RgbaImage, String> {
-    let format = sniff_format(bytes).ok_or_else(|| {
+/// Why image bytes were not decoded.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    /// Unrecognised, corrupt or unsupported data; the string says which format was seen and why it failed.
+    Bad(String),
+    /// The header declares more pixels than allowed; nothing was decoded.
+    TooManyPixels { width: u32, height: u32 },
+}
+
+impl DecodeError {
+    /// The cause of an over-limit error: "is 100000×100000 (10000000000 pixels), over the limit of …".
+    pub(crate) fn over_limit_cause(&self, max_pixels: u64) -> String {
+        match self {
+            DecodeError::TooManyPixels { width, height } => format!(
+                "is {width}×{height} ({} pixels) by its header, over the limit of {max_pixels} pixels; it was not \
+                 decoded",
+                *width as u64 * *height as u64
+            ),
+            DecodeError::Bad(cause) => cause.clone(),
+        }
+    }
+}
+
+/// The width and height image bytes declare in their header, read without decoding any pixels.
+pub(crate) fn image_dimensions(bytes: &[u8]) -> Result<(u32, u32), DecodeError> {
+    let format = format_of(bytes)?;
+    ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|e| DecodeError::Bad(format!("{format:?} data does not decode: {e}")))
+}
+
+fn format_of(bytes: &[u8]) -> Result<ImageFormat, DecodeError> {
+    sniff_format(bytes).ok_or_else(|| {
         let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        format!(
+        DecodeError::Bad(format!(
             "unrecognised format, {} bytes starting with [{}]",
             bytes.len(),
             head.join(" ")
-        )
-    })?;
-    image::load_from_memory_with_format(bytes, format)
+        ))
+    })
+}
+
+/// Decodes PNG, JPEG or WebP bytes of at most `max_pixels` (checked from the header before decoding).
+pub(crate) fn decode_image_bytes(bytes: &[u8], max_pixels: u64) -> Result<RgbaImage, DecodeError> {
+    let format = format_of(bytes)?;
+    let (width, height) = image_dimensions(bytes)?;
+    if width as u64 * height as u64 > max_pixels {
+        return Err(DecodeError::TooManyPixels { width, height });
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    // The decoder's own allocation cap, in case a format's header understates what it allocates: 16-bit RGBA
+    // is the widest any of these formats decodes to.
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(1 << 20));
+    reader.limits(limits);
+    reader
+        .decode()
         .map(|img| img.to_rgba8())
-        .map_err(|e| format!("{format:?} data does not decode: {e}"))
+        .map_err(|e| DecodeError::Bad(format!("{format:?} data does not decode: {e}")))
 }
 
 /// The formats a source image or glTF texture may have.
@@ -99,46 +180,13 @@ pub fn write_png_atomic(image: &RgbaImage, path: &Path) -> Result<String, Source
         cause,
     })?;
     write_bytes_atomic(&bytes, path)?;
-    Ok(sha256_hex(&bytes))
-}
-
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    Ok(files::sha256_hex(&bytes))
 }
 
 /// Writes bytes so a reader sees either the old file or the whole new one, never a part.
 pub(crate) fn write_bytes_atomic(bytes: &[u8], path: &Path) -> Result<(), SourceError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let err = |source| SourceError::Write {
+    files::write_atomic_with(path, |f| f.write_all(bytes)).map_err(|source| SourceError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".to_string());
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    // The rename is durable only once the folder entry is; not every platform lets a folder be opened.
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    })
 }

@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 use image::RgbaImage;
 use serde_json::Value;
 
-use super::gltf_io::{array, get_usize, parse_container, resolve_uri, AccessorReader};
-use super::image_file::decode_image_bytes;
-use super::SourceError;
-
-/// Marks a triangle whose material has no base-color slot (no material, or a factor-only one without UVs).
-pub const NO_SLOT: u32 = u32::MAX;
+use super::accessor::AccessorReader;
+use super::error::SourceError;
+use super::glb::parse_container;
+use super::gltf_io::{array, get_usize};
+use super::image_file::{decode_image_bytes, image_dimensions, DecodeError};
+use super::limits::{human_bytes, SourceLimits};
+use super::material::{base_color_info, texture_image, uv_set};
+use super::uri::resolve_uri;
+use crate::file_read::{read_regular, ReadError};
 
 /// Side of the solid texture made for a material that has only `baseColorFactor`.
 pub const CREATED_TEXTURE_SIZE: u32 = 512;
@@ -36,6 +39,8 @@ pub struct MeshAsset {
     pub(crate) slot_image: Vec<Option<usize>>,
     /// For each material, its slot.
     pub(crate) material_slot: Vec<Option<usize>>,
+    /// The limits it was loaded with; [`MeshAsset::triangles`] keeps to them too.
+    pub(crate) limits: SourceLimits,
 }
 
 /// One distinct base-color image to re-texture.
@@ -48,44 +53,6 @@ pub struct BaseColorSlot {
     pub materials: Vec<usize>,
     /// True when the material had no base-color texture and writing adds one.
     pub created: bool,
-}
-
-/// World-space triangles of the default scene, ready for rendering.
-#[derive(Debug, Clone, Default)]
-pub struct WorldTriangles {
-    pub positions: Vec<[f32; 3]>,
-    pub normals: Vec<[f32; 3]>,
-    /// The texCoord set each material's base color uses, with `KHR_texture_transform` applied, so that a texel at
-    /// `uv` of the slot image is where a glTF viewer shows it.
-    pub uvs: Vec<[f32; 2]>,
-    pub indices: Vec<[u32; 3]>,
-    /// The slot index of each triangle, or [`NO_SLOT`].
-    pub slot_of_triangle: Vec<u32>,
-}
-
-/// The base-color `textureInfo` of a material, if any.
-pub(crate) fn base_color_info(material: &Value) -> Option<&Value> {
-    material
-        .get("pbrMetallicRoughness")?
-        .get("baseColorTexture")
-}
-
-/// The UV set a base-color texture reads: `KHR_texture_transform`'s `texCoord` overrides the textureInfo's.
-fn uv_set(info: &Value) -> u32 {
-    let own = info.get("texCoord").and_then(Value::as_u64).unwrap_or(0);
-    info.get("extensions")
-        .and_then(|e| e.get("KHR_texture_transform"))
-        .and_then(|t| t.get("texCoord"))
-        .and_then(Value::as_u64)
-        .unwrap_or(own) as u32
-}
-
-/// The image a texture shows: its `source`, or the source of an image-format extension when it has none.
-pub(crate) fn texture_image(texture: &Value) -> Option<usize> {
-    get_usize(texture, "source").or_else(|| {
-        let ext = texture.get("extensions")?.as_object()?;
-        ext.values().find_map(|e| get_usize(e, "source"))
-    })
 }
 
 /// Materials a primitive may show: its own and those `KHR_materials_variants` maps it to.
@@ -138,19 +105,76 @@ fn solid_texture(material: &Value) -> RgbaImage {
     RgbaImage::from_pixel(CREATED_TEXTURE_SIZE, CREATED_TEXTURE_SIZE, pixel)
 }
 
+/// What one asset's buffers and images may still take of `SourceLimits::max_asset_bytes`.
+struct Budget<'a> {
+    path: &'a Path,
+    left: u64,
+    limit: u64,
+}
+
+impl Budget<'_> {
+    fn take(&mut self, bytes: u64, what: &str) -> Result<(), SourceError> {
+        if bytes > self.left {
+            return Err(SourceError::OverLimit {
+                path: self.path.to_path_buf(),
+                what: what.to_string(),
+                cause: format!(
+                    "would bring the asset's buffers and images over the {} limit on one asset ({} of them \
+                     are read already)",
+                    human_bytes(self.limit),
+                    human_bytes(self.limit - self.left)
+                ),
+                limit: "max_asset_bytes",
+            });
+        }
+        self.left -= bytes;
+        Ok(())
+    }
+}
+
 impl MeshAsset {
-    /// Reads a .glb or .gltf file with everything it refers to.
+    /// Reads a .glb or .gltf file with everything it refers to, within the default [`SourceLimits`].
+    ///
+    /// A `.gltf`'s external files are read only when they are regular files inside its folder (see
+    /// [`SourceLimits`] for the sizes); every other URI but a data URI is refused without being opened or fetched.
     pub fn load(path: &Path) -> Result<Self, SourceError> {
-        let bytes = std::fs::read(path).map_err(|source| SourceError::Io {
-            path: path.to_path_buf(),
-            source,
+        Self::load_with(path, &SourceLimits::default())
+    }
+
+    /// [`MeshAsset::load`] with the given limits.
+    pub fn load_with(path: &Path, limits: &SourceLimits) -> Result<Self, SourceError> {
+        let bytes = read_regular(path, limits.max_file_bytes).map_err(|e| match e {
+            ReadError::Io(source) => SourceError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            ReadError::NotRegular(kind) => SourceError::NotAFile {
+                path: path.to_path_buf(),
+                kind: kind.to_string(),
+            },
+            ReadError::Changed => SourceError::NotAFile {
+                path: path.to_path_buf(),
+                kind: "a path that changed while it was being opened".to_string(),
+            },
+            ReadError::TooLarge { size } => SourceError::OverLimit {
+                path: path.to_path_buf(),
+                what: "the asset file".to_string(),
+                cause: format!(
+                    "is {}, over the {} limit on one file",
+                    human_bytes(size),
+                    human_bytes(limits.max_file_bytes)
+                ),
+                limit: "max_file_bytes",
+            },
         })?;
         let bad = |cause: String| SourceError::BadGltf {
             path: path.to_path_buf(),
             cause,
         };
         let container = parse_container(path, &bytes)?;
+        drop(bytes);
         let json = container.json;
+        let mut bin = container.bin;
         let version = json
             .get("asset")
             .and_then(|a| a.get("version"))
@@ -177,13 +201,19 @@ impl MeshAsset {
             }
         }
 
+        let mut budget = Budget {
+            path,
+            left: limits.max_asset_bytes,
+            limit: limits.max_asset_bytes,
+        };
         let mut buffers = Vec::new();
         for (i, buffer) in array(&json, "buffers").iter().enumerate() {
+            let what = format!("buffer {i}");
             let declared = get_usize(buffer, "byteLength").unwrap_or(0);
             let data = match buffer.get("uri").and_then(Value::as_str) {
-                Some(uri) => resolve_uri(path, uri, &format!("buffer {i}"))?,
-                None if i == 0 && container.bin.is_some() => {
-                    let bin = container.bin.clone().unwrap_or_default();
+                Some(uri) => resolve_uri(path, uri, &what, limits)?,
+                None if i == 0 && bin.is_some() => {
+                    let bin = bin.take().unwrap_or_default();
                     if bin.len() < declared {
                         return Err(SourceError::TruncatedGlb {
                             path: path.to_path_buf(),
@@ -207,6 +237,7 @@ impl MeshAsset {
                     data.len()
                 )));
             }
+            budget.take(data.len() as u64, &what)?;
             buffers.push(data);
         }
 
@@ -214,7 +245,16 @@ impl MeshAsset {
             path,
             json: &json,
             buffers: &buffers,
+            limits,
         };
+        // Every bufferView and accessor is checked against the bytes behind it now, so that neither reading the
+        // triangles nor writing the re-textured GLB later meets an out-of-range view.
+        for v in 0..array(&json, "bufferViews").len() {
+            reader.buffer_view(v)?;
+        }
+        for a in 0..array(&json, "accessors").len() {
+            reader.check(a)?;
+        }
         let mut images = Vec::new();
         for (i, image) in array(&json, "images").iter().enumerate() {
             let what = match image.get("name").and_then(Value::as_str) {
@@ -225,10 +265,22 @@ impl MeshAsset {
                 image.get("uri").and_then(Value::as_str),
                 get_usize(image, "bufferView"),
             ) {
-                (Some(uri), _) => resolve_uri(path, uri, &what)?,
-                (None, Some(view)) => reader.buffer_view(view)?.to_vec(),
+                (Some(_), Some(view)) => {
+                    return Err(bad(format!(
+                    "{what} has both a uri and bufferView {view}, and glTF allows only one of them"
+                )))
+                }
+                (Some(uri), None) => resolve_uri(path, uri, &what, limits)?,
+                (None, Some(view)) => {
+                    let bytes = reader.buffer_view(view)?;
+                    budget.take(bytes.len() as u64, &what)?;
+                    bytes.to_vec()
+                }
                 (None, None) => return Err(bad(format!("{what} has neither uri nor bufferView"))),
             };
+            if image.get("uri").is_some() {
+                budget.take(data.len() as u64, &what)?;
+            }
             images.push(data);
         }
 
@@ -240,10 +292,29 @@ impl MeshAsset {
             slots: Vec::new(),
             slot_image: Vec::new(),
             material_slot: Vec::new(),
+            limits: *limits,
         };
         asset.check_primitives()?;
         asset.find_slots()?;
         Ok(asset)
+    }
+
+    /// Decoded pixels: each image at most `max_image_pixels`, all of them together at most `max_total_pixels`.
+    fn take_pixels(&self, total: &mut u64, pixels: u64, what: &str) -> Result<(), SourceError> {
+        let max = self.limits.max_total_pixels;
+        if total.saturating_add(pixels) > max {
+            return Err(SourceError::OverLimit {
+                path: self.path.clone(),
+                what: what.to_string(),
+                cause: format!(
+                    "would bring the base-color images decoded for this asset to {} pixels, over the limit of {max}",
+                    total.saturating_add(pixels)
+                ),
+                limit: "max_total_pixels",
+            });
+        }
+        *total += pixels;
+        Ok(())
     }
 
     /// Refuses point and line primitives and primitives lacking the UV set their base-color texture reads.
@@ -311,6 +382,7 @@ impl MeshAsset {
         }
 
         let mut image_slot: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut total_pixels = 0u64;
         self.material_slot = vec![None; materials.len()];
         for (mat, material) in materials.iter().enumerate() {
             if let Some(info) = base_color_info(material) {
@@ -332,13 +404,26 @@ impl MeshAsset {
                 let slot = match image_slot.get(&image) {
                     Some(&slot) => slot,
                     None => {
-                        let pixels = decode_image_bytes(bytes).map_err(|cause| {
-                            SourceError::UnsupportedTexture {
+                        let what = format!("image {image} (base color of material {mat})");
+                        let max = self.limits.max_image_pixels;
+                        let error = |e: DecodeError| match e {
+                            DecodeError::Bad(cause) => SourceError::UnsupportedTexture {
                                 path: self.path.clone(),
-                                what: format!("image {image} (base color of material {mat})"),
+                                what: what.clone(),
                                 cause,
-                            }
-                        })?;
+                            },
+                            DecodeError::TooManyPixels { .. } => SourceError::OverLimit {
+                                path: self.path.clone(),
+                                what: what.clone(),
+                                cause: e.over_limit_cause(max),
+                                limit: "max_image_pixels",
+                            },
+                        };
+                        let (w, h) = image_dimensions(bytes).map_err(error)?;
+                        if w as u64 * h as u64 <= max {
+                            self.take_pixels(&mut total_pixels, w as u64 * h as u64, &what)?;
+                        }
+                        let pixels = decode_image_bytes(bytes, max).map_err(error)?;
                         let slot = self.slots.len();
                         self.slots.push(BaseColorSlot {
                             slot,
@@ -354,6 +439,12 @@ impl MeshAsset {
                 self.slots[slot].materials.push(mat);
                 self.material_slot[mat] = Some(slot);
             } else if used[mat] && all_have_uvs[mat] {
+                let side = CREATED_TEXTURE_SIZE as u64;
+                self.take_pixels(
+                    &mut total_pixels,
+                    side * side,
+                    &format!("the solid base-color texture made for material {mat}"),
+                )?;
                 let slot = self.slots.len();
                 self.slots.push(BaseColorSlot {
                     slot,
@@ -405,6 +496,7 @@ impl MeshAsset {
             path: &self.path,
             json: &self.json,
             buffers: &self.buffers,
+            limits: &self.limits,
         }
         .buffer_view(index)
     }
@@ -412,10 +504,5 @@ impl MeshAsset {
     /// The encoded bytes of image `index` (PNG, JPEG, WebP, or whatever the asset holds).
     pub fn image_bytes(&self, index: usize) -> Option<&[u8]> {
         self.images.get(index).map(Vec::as_slice)
-    }
-
-    /// World-space geometry of every mesh instance in the default scene.
-    pub fn triangles(&self) -> Result<WorldTriangles, SourceError> {
-        super::mesh_geometry::world_triangles(self)
     }
 }

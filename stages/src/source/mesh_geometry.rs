@@ -2,9 +2,27 @@
 
 use serde_json::Value;
 
-use super::gltf_io::{array, get_usize, AccessorReader};
-use super::mesh::{base_color_info, MeshAsset, WorldTriangles, NO_SLOT};
-use super::SourceError;
+use super::accessor::AccessorReader;
+use super::error::SourceError;
+use super::gltf_io::{array, get_usize};
+use super::material::{base_color_info, numbers, uv_set, uv_transform};
+use super::mesh::MeshAsset;
+
+/// Marks a triangle whose material has no base-color slot (no material, or a factor-only one without UVs).
+pub const NO_SLOT: u32 = u32::MAX;
+
+/// World-space triangles of the default scene, ready for rendering.
+#[derive(Debug, Clone, Default)]
+pub struct WorldTriangles {
+    pub positions: Vec<[f32; 3]>,
+    pub normals: Vec<[f32; 3]>,
+    /// The texCoord set each material's base color uses, with `KHR_texture_transform` applied, so that a texel at
+    /// `uv` of the slot image is where a glTF viewer shows it.
+    pub uvs: Vec<[f32; 2]>,
+    pub indices: Vec<[u32; 3]>,
+    /// The slot index of each triangle, or [`NO_SLOT`].
+    pub slot_of_triangle: Vec<u32>,
+}
 
 /// Column-major 4×4, as glTF stores `node.matrix`.
 type Mat4 = [f64; 16];
@@ -21,10 +39,6 @@ fn mul(a: &Mat4, b: &Mat4) -> Mat4 {
         }
     }
     out
-}
-
-fn numbers(v: &Value, key: &str) -> Vec<f64> {
-    array(v, key).iter().filter_map(Value::as_f64).collect()
 }
 
 /// A node's local transform: `matrix`, or translation · rotation · scale.
@@ -90,9 +104,10 @@ fn normal_matrix(m: &Mat4) -> ([[f64; 3]; 3], bool) {
     (n.map(|row| row.map(|v| v * sign)), det < 0.0)
 }
 
+/// A unit vector along `v`, or +z when `v` is zero or not finite (a NaN normal in the file, a zero-area triangle).
 fn normalize(v: [f64; 3]) -> [f32; 3] {
     let len = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-    if len > 1e-20 {
+    if len.is_finite() && len > 1e-20 {
         [
             (v[0] / len) as f32,
             (v[1] / len) as f32,
@@ -174,29 +189,6 @@ fn mesh_instances(asset: &MeshAsset) -> Result<Vec<(usize, Mat4)>, SourceError> 
     Ok(out)
 }
 
-/// The 2×3 `KHR_texture_transform` of a textureInfo, as offset · rotation · scale.
-fn uv_transform(info: Option<&Value>) -> [[f64; 3]; 2] {
-    let Some(t) = info
-        .and_then(|i| i.get("extensions"))
-        .and_then(|e| e.get("KHR_texture_transform"))
-    else {
-        return [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
-    };
-    let offset = numbers(t, "offset");
-    let scale = numbers(t, "scale");
-    let rotation = t.get("rotation").and_then(Value::as_f64).unwrap_or(0.0);
-    let (ox, oy) = match offset.as_slice() {
-        [x, y] => (*x, *y),
-        _ => (0.0, 0.0),
-    };
-    let (sx, sy) = match scale.as_slice() {
-        [x, y] => (*x, *y),
-        _ => (1.0, 1.0),
-    };
-    let (sin, cos) = rotation.sin_cos();
-    [[cos * sx, sin * sy, ox], [-sin * sx, cos * sy, oy]]
-}
-
 /// Triangle index triples of a primitive in mode 4 (list), 5 (strip) or 6 (fan).
 fn triangle_list(mode: u64, idx: &[u32]) -> Vec<[u32; 3]> {
     match mode {
@@ -217,7 +209,14 @@ fn triangle_list(mode: u64, idx: &[u32]) -> Vec<[u32; 3]> {
     }
 }
 
-pub(crate) fn world_triangles(asset: &MeshAsset) -> Result<WorldTriangles, SourceError> {
+impl MeshAsset {
+    /// The default scene's triangles in world space, with each material's base-color UVs.
+    pub fn triangles(&self) -> Result<WorldTriangles, SourceError> {
+        world_triangles(self)
+    }
+}
+
+fn world_triangles(asset: &MeshAsset) -> Result<WorldTriangles, SourceError> {
     let json = &asset.json;
     let bad = |cause: String| SourceError::BadGltf {
         path: asset.path.clone(),
@@ -227,6 +226,16 @@ pub(crate) fn world_triangles(asset: &MeshAsset) -> Result<WorldTriangles, Sourc
         path: &asset.path,
         json,
         buffers: &asset.buffers,
+        limits: &asset.limits,
+    };
+    let max_scene = asset.limits.max_scene_elements;
+    let over_scene = |what: &str, n: u64| SourceError::OverLimit {
+        path: asset.path.clone(),
+        what: "the default scene".to_string(),
+        cause: format!(
+            "expands (with its node instancing) to over {n} {what}, over the limit of {max_scene}"
+        ),
+        limit: "max_scene_elements",
     };
     let meshes = array(json, "meshes");
     let materials = array(json, "materials");
@@ -246,6 +255,11 @@ pub(crate) fn world_triangles(asset: &MeshAsset) -> Result<WorldTriangles, Sourc
                 ))
             })?;
             let count = reader.count(position)?;
+            // Checked before reading: instancing could repeat a large mesh without bound.
+            let vertices = out.positions.len() as u64 + count as u64;
+            if vertices > max_scene {
+                return Err(over_scene("vertices", vertices));
+            }
             let positions = reader.read(position, 3)?;
             let normals = match get_usize(attributes, "NORMAL") {
                 Some(a) if reader.count(a)? == count => Some(reader.read(a, 3)?),
@@ -259,22 +273,22 @@ pub(crate) fn world_triangles(asset: &MeshAsset) -> Result<WorldTriangles, Sourc
                 .and_then(|m| asset.material_slot.get(m).copied().flatten())
                 .map_or(NO_SLOT, |s| s as u32);
             // A created slot's texture reads TEXCOORD_0 with no transform.
-            let set = info
-                .map(|i| {
-                    let own = i.get("texCoord").and_then(Value::as_u64).unwrap_or(0);
-                    i.get("extensions")
-                        .and_then(|e| e.get("KHR_texture_transform"))
-                        .and_then(|t| t.get("texCoord"))
-                        .and_then(Value::as_u64)
-                        .unwrap_or(own)
-                })
-                .unwrap_or(0);
+            let set = info.map_or(0, uv_set);
             let uvs = match get_usize(attributes, &format!("TEXCOORD_{set}")) {
                 Some(a) if reader.count(a)? == count => Some(reader.read(a, 2)?),
                 _ => None,
             };
             let indices: Vec<u32> = match get_usize(prim, "indices") {
-                Some(a) => reader.read(a, 1)?.into_iter().map(|i| i as u32).collect(),
+                Some(a) => {
+                    // Indices are unsigned integers; floats would be truncated into other vertices.
+                    let ty = reader.component_type(a).unwrap_or(0);
+                    if !matches!(ty, 5121 | 5123 | 5125) {
+                        return Err(bad(format!(
+                            "mesh {mesh_index} primitive {p}'s indices (accessor {a}) have componentType {ty};                              indices must be unsigned byte, short or int (5121, 5123, 5125)"
+                        )));
+                    }
+                    reader.read(a, 1)?.into_iter().map(|i| i as u32).collect()
+                }
                 None => (0..count as u32).collect(),
             };
             if let Some(&i) = indices.iter().find(|&&i| i as usize >= count) {
@@ -283,6 +297,14 @@ pub(crate) fn world_triangles(asset: &MeshAsset) -> Result<WorldTriangles, Sourc
                 )));
             }
             let mode = prim.get("mode").and_then(Value::as_u64).unwrap_or(4);
+            let triangles = match mode {
+                5 | 6 => indices.len().saturating_sub(2),
+                _ => indices.len() / 3,
+            };
+            let total = out.indices.len() as u64 + triangles as u64;
+            if total > max_scene {
+                return Err(over_scene("triangles", total));
+            }
             let base = out.positions.len() as u32;
             let tf = uv_transform(info);
             for v in 0..count {
@@ -290,7 +312,15 @@ pub(crate) fn world_triangles(asset: &MeshAsset) -> Result<WorldTriangles, Sourc
                 let w = |r: usize| {
                     world[r] * x[0] + world[4 + r] * x[1] + world[8 + r] * x[2] + world[12 + r]
                 };
-                out.positions.push([w(0) as f32, w(1) as f32, w(2) as f32]);
+                let world_position = [w(0) as f32, w(1) as f32, w(2) as f32];
+                if !world_position.iter().all(|c| c.is_finite()) {
+                    return Err(bad(format!(
+                        "mesh {mesh_index} primitive {p} vertex {v} has the position {:?}, {:?} in world space,                          which is not a finite number (NaN, infinite, or beyond f32 after the node transforms);                          fix or delete the vertex (or the node's transform) and re-export",
+                        [x[0], x[1], x[2]],
+                        world_position
+                    )));
+                }
+                out.positions.push(world_position);
                 if let Some(n) = &normals {
                     let n = &n[v * 3..v * 3 + 3];
                     let r = |row: usize| {
@@ -308,6 +338,11 @@ pub(crate) fn world_triangles(asset: &MeshAsset) -> Result<WorldTriangles, Sourc
                     }
                     None => [0.0, 0.0],
                 };
+                if !uv.iter().all(|c| c.is_finite()) {
+                    return Err(bad(format!(
+                        "mesh {mesh_index} primitive {p} vertex {v} has the texture coordinate {uv:?} (TEXCOORD_{set},                          after KHR_texture_transform), which is not a finite number; re-unwrap the UVs and re-export"
+                    )));
+                }
                 out.uvs.push(uv);
             }
             let first_triangle = out.indices.len();

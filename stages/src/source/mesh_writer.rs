@@ -10,10 +10,14 @@ use std::path::Path;
 use image::RgbaImage;
 use serde_json::{json, Map, Value};
 
-use super::gltf_io::{array, canonical_json, get_usize, AccessorReader};
-use super::image_file::{encode_png, mime_type, sha256_hex, write_bytes_atomic};
-use super::mesh::{base_color_info, texture_image, MeshAsset};
-use super::SourceError;
+use super::accessor::AccessorReader;
+use super::error::SourceError;
+use super::glb::assemble_glb;
+use super::gltf_io::{array, get_usize};
+use super::image_file::{encode_png, mime_type, write_bytes_atomic};
+use super::material::{base_color_info, texture_image};
+use super::mesh::MeshAsset;
+use crate::files::sha256_hex;
 
 /// Texture extensions that name their own image; a replaced base color must not keep showing the old one.
 const IMAGE_FORMAT_EXTENSIONS: [&str; 4] = [
@@ -199,11 +203,16 @@ pub fn write_retextured_glb(
         }
     }
 
+    let missing_view = |view: usize, image: usize| SourceError::BadGltf {
+        path: asset.path.clone(),
+        cause: format!("image {image} refers to bufferView {view}, which does not exist"),
+    };
     let mut doc = asset.json.clone();
     let reader = AccessorReader {
         path: &asset.path,
         json: &asset.json,
         buffers: &asset.buffers,
+        limits: &asset.limits,
     };
     let mut bv_refs = BTreeMap::new();
     buffer_view_refs(&asset.json, &mut bv_refs);
@@ -284,17 +293,23 @@ pub fn write_retextured_glb(
                     images.push(json!({"bufferView": view, "mimeType": "image/png"}));
                     images.len() - 1
                 } else {
+                    // The loader checked every bufferView, but the view and image indices come from the file:
+                    // a missing one is an error, never an index out of range.
                     let view = match own_view {
                         Some(v) => {
                             let at = bin.push(png, 0);
-                            obj(&mut views[v]).insert("buffer".into(), json!(0));
-                            obj(&mut views[v]).insert("byteOffset".into(), json!(at));
-                            obj(&mut views[v]).insert("byteLength".into(), json!(png.len()));
+                            let view = views.get_mut(v).ok_or_else(|| missing_view(v, image))?;
+                            let view = obj(view);
+                            view.insert("buffer".into(), json!(0));
+                            view.insert("byteOffset".into(), json!(at));
+                            view.insert("byteLength".into(), json!(png.len()));
                             v
                         }
                         None => add_view(&mut bin, &mut views, png),
                     };
-                    let img = obj(&mut images[image]);
+                    let img = obj(images.get_mut(image).ok_or_else(|| {
+                        bad_slot(slot, format!("its image {image} does not exist"))
+                    })?);
                     img.remove("uri");
                     img.insert("bufferView".into(), json!(view));
                     img.insert("mimeType".into(), json!("image/png"));
@@ -411,31 +426,23 @@ fn drop_unused_format_extensions(root: &mut Map<String, Value>, textures: &[Valu
     }
 }
 
-/// The GLB container: header, JSON chunk padded with spaces, BIN chunk padded with zeros.
-fn assemble_glb(doc: &Value, mut bin: Vec<u8>) -> Result<Vec<u8>, String> {
-    // Sorted keys: the same bytes whichever serde_json map features the build unifies.
-    let mut json = canonical_json(doc);
-    while json.len() % 4 != 0 {
-        json.push(b' ');
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::demo::write_demo_sources;
+
+    /// The loader refuses such assets, but the writer must not rely on it for memory safety: an image whose
+    /// bufferView is out of range is an error, not an index out of range.
+    #[test]
+    fn an_out_of_range_image_view_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        write_demo_sources(dir.path()).unwrap();
+        let mut asset = MeshAsset::load(&dir.path().join("mug.glb")).unwrap();
+        let views = array(&asset.json, "bufferViews").len();
+        asset.json["images"][0]["bufferView"] = json!(views + 10);
+        let image = RgbaImage::new(4, 4);
+        let result = write_retextured_glb(&asset, &[(0, image)], &dir.path().join("out.glb"));
+        let err = result.unwrap_err();
+        assert!(err.to_string().contains("bufferView"), "{err}");
     }
-    while bin.len() % 4 != 0 {
-        bin.push(0);
-    }
-    let bin_chunk = if bin.is_empty() { 0 } else { 8 + bin.len() };
-    let total = 12 + 8 + json.len() + bin_chunk;
-    let total = u32::try_from(total)
-        .map_err(|_| format!("the GLB would be {total} bytes, over the 4 GiB limit"))?;
-    let mut out = Vec::with_capacity(total as usize);
-    out.extend_from_slice(b"glTF");
-    out.extend_from_slice(&2u32.to_le_bytes());
-    out.extend_from_slice(&total.to_le_bytes());
-    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    out.extend_from_slice(&0x4E4F_534Au32.to_le_bytes());
-    out.extend_from_slice(&json);
-    if !bin.is_empty() {
-        out.extend_from_slice(&(bin.len() as u32).to_le_bytes());
-        out.extend_from_slice(&0x004E_4942u32.to_le_bytes());
-        out.extend_from_slice(&bin);
-    }
-    Ok(out)
 }

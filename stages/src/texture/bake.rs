@@ -7,9 +7,9 @@
 //! silhouettes); accumulate `color · w` and `w = (normal·view)^k`. [`TextureBaker::finish`] divides,
 //! fills texels no view saw from the fallback and dilates a gutter.
 
+use super::baked::BakedTexture;
 use super::fill::{dilate_gutter, fit_fallback};
 use super::texel_map::{SlotTexels, TexelMap};
-use super::BakedTexture;
 use crate::depth::mesh_view::{dot, sub};
 use crate::depth::{Camera, MeshView, ViewRaster, NO_TRIANGLE};
 use image::{GrayImage, RgbImage, RgbaImage};

@@ -43,7 +43,7 @@ pub fn glb_parts(bytes: &[u8]) -> (Value, Vec<u8>) {
 
 pub fn glb_from_parts(json: &Value, bin: &[u8]) -> Vec<u8> {
     let mut j = serde_json::to_vec(json).unwrap();
-    while j.len() % 4 != 0 {
+    while !j.len().is_multiple_of(4) {
         j.push(b' ');
     }
     let mut out = b"glTF".to_vec();

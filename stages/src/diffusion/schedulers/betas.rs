@@ -3,7 +3,8 @@
 
 use tch::{Kind, Tensor};
 
-use super::{SchedulerConfig, SchedulerError};
+use super::config::SchedulerConfig;
+use super::error::SchedulerError;
 
 /// `alphas_cumprod[t]` for every training timestep, as float32 like diffusers keeps it.
 #[derive(Clone, Debug)]

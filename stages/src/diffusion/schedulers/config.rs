@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{SchedulerError, SchedulerKind};
+use super::error::SchedulerError;
+use super::kind::SchedulerKind;
 
 /// A scheduler config as the file has it: `_class_name` plus whatever keys are present.
 #[derive(Clone, Debug)]

@@ -3,8 +3,10 @@
 use tch::Tensor;
 
 use super::betas::NoiseSchedule;
+use super::config::SchedulerConfig;
+use super::error::SchedulerError;
 use super::sigma_run::SigmaRun;
-use super::{SchedulerConfig, SchedulerError, StepOutput};
+use super::step::StepOutput;
 
 pub struct EulerDiscrete {
     pub(crate) run: SigmaRun,

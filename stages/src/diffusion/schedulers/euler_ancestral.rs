@@ -4,8 +4,10 @@
 use tch::Tensor;
 
 use super::betas::NoiseSchedule;
+use super::config::SchedulerConfig;
+use super::error::SchedulerError;
 use super::sigma_run::SigmaRun;
-use super::{SchedulerConfig, SchedulerError, StepOutput};
+use super::step::StepOutput;
 
 const CLASS: &str = "EulerAncestralDiscreteScheduler";
 

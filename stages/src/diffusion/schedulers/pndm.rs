@@ -4,8 +4,10 @@
 use tch::Tensor;
 
 use super::betas::NoiseSchedule;
+use super::config::SchedulerConfig;
+use super::error::SchedulerError;
+use super::step::{Prediction, StepOutput};
 use super::timesteps::{self, Spacing};
-use super::{Prediction, SchedulerConfig, SchedulerError, StepOutput};
 
 const CLASS: &str = "PNDMScheduler";
 

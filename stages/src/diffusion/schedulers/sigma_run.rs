@@ -4,8 +4,10 @@
 use tch::Tensor;
 
 use super::betas::NoiseSchedule;
+use super::config::SchedulerConfig;
+use super::error::SchedulerError;
+use super::step::{Prediction, StepIndex};
 use super::timesteps::{self, Spacing};
-use super::{Prediction, SchedulerConfig, SchedulerError, StepIndex};
 
 pub struct SigmaRun {
     class: &'static str,

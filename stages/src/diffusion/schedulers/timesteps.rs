@@ -1,7 +1,8 @@
 //! NumPy's arithmetic as diffusers' `set_timesteps` uses it (linspace, float arange, round half to even,
 //! interp), in double precision, so the schedules come out identical.
 
-use super::{SchedulerConfig, SchedulerError};
+use super::config::SchedulerConfig;
+use super::error::SchedulerError;
 
 /// How inference timesteps are spread over the training range (diffusers' `timestep_spacing`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

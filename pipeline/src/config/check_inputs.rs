@@ -1,0 +1,308 @@
+//! What `texaug validate` checks beyond the recipe itself: its source manifest, every source file, the depth
+//! inputs and the model folder, without running anything. Every problem is a `file:line:col` diagnostic with a fix,
+//! so one pass fixes them all.
+
+use std::path::Path;
+
+use texaug_stages::diffusion::config::{AutoencoderKLConfig, ClipTextConfig};
+use texaug_stages::diffusion::model_dir::ModelSource;
+use texaug_stages::diffusion::unet_config::UNet2DConditionConfig;
+use texaug_stages::source::MeshAsset;
+
+use super::diagnostic::Diagnostic;
+use super::recipe::{LoadedRecipe, Recipe, StageKind};
+use super::recipe_load::check;
+use super::recipe_schema::Key;
+use super::sources::{load_manifest, walk_dir, Source, SourceKind};
+
+/// Every problem, and a one-line summary of what was checked.
+pub fn collect(recipe_path: &Path) -> (Vec<Diagnostic>, String) {
+    let (loaded, mut diags) = check(recipe_path);
+    let Some(loaded) = loaded else {
+        return (diags, String::new());
+    };
+    let r = &loaded.recipe;
+    let sources = match (&r.sources.manifest, &r.sources.dir) {
+        (Some(m), None) => match load_manifest(m) {
+            Ok(s) => s,
+            Err(e) => {
+                diags.extend(e.0);
+                Vec::new()
+            }
+        },
+        (None, Some(d)) => match walk_dir(d, r.sources.label.as_deref()) {
+            Ok(s) => s,
+            Err(e) => {
+                diags.extend(e.0);
+                Vec::new()
+            }
+        },
+        _ => Vec::new(),
+    };
+    if sources.is_empty() && (r.sources.manifest.is_some() ^ r.sources.dir.is_some()) {
+        let key = if r.sources.manifest.is_some() {
+            "manifest"
+        } else {
+            "dir"
+        };
+        diags.push(loaded.diagnostic_at(
+            &[Key::Name("sources"), Key::Name(key)],
+            "the sources list no image or mesh".into(),
+            "add rows (id, path, label) to the manifest, or images/meshes to the folder",
+        ));
+    }
+    diags.extend(check_depth(&loaded, &sources));
+    for s in &sources {
+        diags.extend(check_source(s));
+    }
+    diags.extend(check_model(&loaded));
+    let jobs: u64 = r
+        .stages
+        .iter()
+        .map(|s| u64::from(s.variants) * sources.len() as u64)
+        .sum();
+    let summary = format!(
+        "{} sources, {} stages, {jobs} jobs",
+        sources.len(),
+        r.stages.len()
+    );
+    (diags, summary)
+}
+
+/// Depth stages: the estimator and ControlNet exist, and every image source has a way to get depth.
+fn check_depth(loaded: &LoadedRecipe, sources: &[Source]) -> Vec<Diagnostic> {
+    let r = &loaded.recipe;
+    let mut out = Vec::new();
+    let estimator = r.depth.as_ref().and_then(|d| d.estimator.as_ref());
+    if let Some(e) = estimator {
+        if !e.is_file() {
+            out.push(loaded.diagnostic_at(
+                &[Key::Name("depth"), Key::Name("estimator")],
+                format!("depth estimator not found: {}", e.display()),
+                "point estimator at a TorchScript file (torch.jit.save of a MiDaS/DPT model)",
+            ));
+        }
+    }
+    for (i, stage) in r.stages.iter().enumerate() {
+        if stage.kind != StageKind::Depth {
+            continue;
+        }
+        if let Some(c) = &stage.controlnet {
+            if !c.join("config.json").is_file() {
+                out.push(loaded.diagnostic_at(
+                    &[Key::Name("stage"), Key::Index(i), Key::Name("controlnet")],
+                    format!("ControlNet folder {} has no config.json", c.display()),
+                    "point controlnet at a diffusers ControlNet folder (config.json + safetensors)",
+                ));
+            }
+        }
+        if estimator.is_none() {
+            for s in sources
+                .iter()
+                .filter(|s| s.kind == SourceKind::Image && s.depth.is_none())
+            {
+                out.push(Diagnostic::new(
+                    &s.origin,
+                    s.line,
+                    1,
+                    format!(
+                        "source `{}` is an image without depth, and depth stage `{}` needs depth",
+                        s.id,
+                        stage.stage_name()
+                    ),
+                    "add a `depth` column naming a depth image (larger = nearer), or set [depth] estimator = \"midas.pt\" in the recipe",
+                ));
+            }
+        }
+    }
+    if let Err(e) = r.controlnet() {
+        out.push(loaded.diagnostic_at(
+            &[Key::Name("stage")],
+            e,
+            "give every depth stage of one recipe the same controlnet",
+        ));
+    }
+    out
+}
+
+/// Whether some stage needs a 5-channel (depth) UNet.
+fn needs_depth_unet(r: &Recipe) -> bool {
+    r.stages
+        .iter()
+        .any(|s| s.kind == StageKind::Depth && s.controlnet.is_none())
+}
+
+/// `in_channels` of the model's UNet config, when it can be read.
+fn unet_in_channels(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("unet/config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["in_channels"].as_u64()
+}
+
+fn check_source(s: &Source) -> Vec<Diagnostic> {
+    let at = |message: String, fix: &str| Diagnostic::new(&s.origin, s.line, 1, message, fix);
+    let mut out = Vec::new();
+    if !s.path.is_file() {
+        out.push(at(
+            format!("source `{}`: file not found: {}", s.id, s.path.display()),
+            "fix the path (relative paths start at the manifest's folder)",
+        ));
+        return out;
+    }
+    match s.kind {
+        SourceKind::Image => {
+            if let Err(e) = image::ImageReader::open(&s.path)
+                .and_then(|r| r.with_guessed_format())
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()))
+            {
+                out.push(at(
+                    format!(
+                        "source `{}`: {} is not a readable image: {e}",
+                        s.id,
+                        s.path.display()
+                    ),
+                    "use a PNG, JPEG or WebP file; re-export it if it is corrupt",
+                ));
+            }
+        }
+        SourceKind::Mesh => match MeshAsset::load(&s.path) {
+            Ok(asset) if asset.base_color_slots().is_empty() => out.push(at(
+                format!(
+                    "source `{}`: {} has no base-color texture to re-texture",
+                    s.id,
+                    s.path.display()
+                ),
+                "give its materials a base color (texture or factor) and UVs",
+            )),
+            Ok(_) => {}
+            Err(e) => out.push(at(
+                format!("source `{}`: {e}", s.id),
+                "fix or remove this row",
+            )),
+        },
+    }
+    if let Some(d) = &s.depth {
+        if !d.is_file() {
+            out.push(at(
+                format!("source `{}`: depth image not found: {}", s.id, d.display()),
+                "fix the depth path or leave the column empty",
+            ));
+        }
+    }
+    out
+}
+
+/// The model folder: present, with the components and configs a Stable Diffusion pipeline needs.
+fn check_model(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
+    let model = &loaded.recipe.model;
+    let key = if model.path.is_some() { "path" } else { "id" };
+    let at = |message: String, fix: &str| {
+        loaded.diagnostic_at(&[Key::Name("model"), Key::Name(key)], message, fix)
+    };
+    let dir = match (&model.path, &model.id) {
+        (Some(p), _) => p.clone(),
+        (None, Some(id)) => match ModelSource::from_id(id).resolve() {
+            Ok(d) => d.root,
+            Err(e) => {
+                return vec![at(
+                    e.to_string(),
+                    "download the model into the Hugging Face cache, or set path = \"<diffusers folder>\"",
+                )]
+            }
+        },
+        (None, None) => return Vec::new(),
+    };
+    let dir = &dir;
+    if !dir.is_dir() {
+        return vec![at(
+            format!("model folder not found: {}", dir.display()),
+            if needs_depth_unet(&loaded.recipe) {
+                "set path to an SD 2-depth diffusers folder, or make a tiny one with `texaug model init-tiny --kind sd2-depth --out DIR`"
+            } else {
+                "set path to a diffusers folder, or make a tiny one with `texaug model init-tiny --kind sd1 --out DIR`"
+            },
+        )];
+    }
+    let mut out = Vec::new();
+    let need = |rel: &str| dir.join(rel).is_file();
+    for rel in [
+        "model_index.json",
+        "unet/config.json",
+        "vae/config.json",
+        "text_encoder/config.json",
+        "tokenizer/vocab.json",
+        "tokenizer/merges.txt",
+        "scheduler/scheduler_config.json",
+    ] {
+        if !need(rel) {
+            out.push(at(
+                format!("model folder {} lacks {rel}", dir.display()),
+                "download the complete diffusers repository (all of its folders)",
+            ));
+        }
+    }
+    let fix = "the config does not describe a network texaug can build; use a Stable Diffusion 1.x/2.x model";
+    if need("unet/config.json") {
+        if let Err(e) = UNet2DConditionConfig::from_file(&dir.join("unet/config.json"))
+            .and_then(|c| c.validate())
+        {
+            out.push(at(e.to_string(), fix));
+        }
+    }
+    if need("vae/config.json") {
+        if let Err(e) =
+            AutoencoderKLConfig::from_file(&dir.join("vae/config.json")).and_then(|c| c.validate())
+        {
+            out.push(at(e.to_string(), fix));
+        }
+    }
+    if need("text_encoder/config.json") {
+        if let Err(e) = ClipTextConfig::from_file(&dir.join("text_encoder/config.json"))
+            .and_then(|c| c.validate())
+        {
+            out.push(at(e.to_string(), fix));
+        }
+    }
+    if let Some(channels) = unet_in_channels(dir) {
+        let depth_unet = channels == 5;
+        for (i, stage) in loaded.recipe.stages.iter().enumerate() {
+            let wants_depth_unet = stage.kind == StageKind::Depth && stage.controlnet.is_none();
+            if wants_depth_unet != depth_unet {
+                let (message, fix) = match (stage.kind, wants_depth_unet) {
+                    (StageKind::Depth, true) => (
+                        format!("depth stage `{}` needs a depth-conditioned model (SD 2-depth, 5 UNet input channels); {} has {channels}", stage.stage_name(), dir.display()),
+                        "use an SD 2-depth model, or add controlnet = \"<ControlNet folder>\" to the stage for an SD 1.x model",
+                    ),
+                    _ => (
+                        format!("stage `{}` runs plain or ControlNet img2img, but {} is depth-conditioned (5 UNet input channels)", stage.stage_name(), dir.display()),
+                        "use an SD 1.x/2.x model for this recipe, or make the stage kind = \"depth\" without controlnet",
+                    ),
+                };
+                out.push(loaded.diagnostic_at(
+                    &[Key::Name("stage"), Key::Index(i), Key::Name("kind")],
+                    message,
+                    fix,
+                ));
+            }
+        }
+    }
+    for part in ["unet", "vae", "text_encoder"] {
+        let has_weights = std::fs::read_dir(dir.join(part))
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
+            })
+            .unwrap_or(false);
+        if dir.join(part).is_dir() && !has_weights {
+            out.push(at(
+                format!(
+                    "model folder {} has no {part}/*.safetensors weights",
+                    dir.display()
+                ),
+                "download the safetensors weights (texaug does not read .bin pickles)",
+            ));
+        }
+    }
+    out
+}

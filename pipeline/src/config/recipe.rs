@@ -1,0 +1,257 @@
+//! The recipe (DESIGN §3): what to make, from which sources, with which model. Unknown keys and bad values are errors
+//! located as `file:line:col`; relative paths resolve against the recipe's folder.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::devices::DeviceList;
+use super::diagnostic::Diagnostic;
+use super::recipe_schema::{Key, Spans};
+
+pub const SCHEDULERS: &[&str] = &[
+    "ddim",
+    "euler",
+    "euler_a",
+    "dpmpp2m",
+    "dpmpp2m_karras",
+    "pndm",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub name: String,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<PathBuf>,
+    pub sources: SourcesSpec,
+    pub model: ModelSpec,
+    #[serde(default)]
+    pub devices: DevicesSpec,
+    /// Depth for image sources without a depth file (depth stages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<DepthSpec>,
+    #[serde(rename = "stage")]
+    pub stages: Vec<StageSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepthSpec {
+    /// A TorchScript monocular depth estimator (MiDaS/DPT, output larger = nearer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimator: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// With `dir`: "parent-dir" (the default) labels each file by its folder; any other text labels every file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// fp32 | fp16 | bf16 | auto (fp32 on CPU, fp16 on CUDA).
+    #[serde(default = "default_dtype")]
+    pub dtype: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<String>,
+}
+
+fn default_dtype() -> String {
+    "auto".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesSpec {
+    #[serde(rename = "use", default = "default_devices")]
+    pub use_: DeviceList,
+    #[serde(default = "one")]
+    pub batch: usize,
+}
+
+impl Default for DevicesSpec {
+    fn default() -> Self {
+        DevicesSpec {
+            use_: default_devices(),
+            batch: 1,
+        }
+    }
+}
+
+fn default_devices() -> DeviceList {
+    DeviceList::One("auto".into())
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    /// img2img on the image, or on every base-color texture of a mesh.
+    Style,
+    /// Depth-conditioned, multi-view for meshes.
+    Depth,
+}
+
+impl StageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageKind::Style => "style",
+            StageKind::Depth => "depth",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Strength {
+    Fixed(f64),
+    Range([f64; 2]),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    pub kind: StageKind,
+    /// Names the stage in sample ids; defaults to the kind. Two stages of one kind need distinct names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub prompts: Vec<String>,
+    #[serde(default)]
+    pub negative_prompt: String,
+    #[serde(default = "default_strength")]
+    pub strength: Strength,
+    #[serde(default = "default_steps")]
+    pub steps: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<String>,
+    #[serde(default = "default_guidance")]
+    pub guidance: f64,
+    #[serde(default = "one_u32")]
+    pub variants: u32,
+    /// The model resolution that images and textures are resized to (multiple of 8).
+    #[serde(default = "default_size")]
+    pub size: u32,
+    /// Depth stages: azimuths around a mesh (top and bottom views come on top), default 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub views: Option<u32>,
+    /// Depth stages: k of the (normal·view)^k weight when views are baked into the texture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpness: Option<f64>,
+    /// Depth stages: texels of gutter dilated around the UV islands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gutter: Option<u32>,
+    /// Depth stages: a ControlNet folder; the model is then SD 1.x and the control image is the depth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controlnet: Option<PathBuf>,
+    /// Depth stages with a ControlNet: `controlnet_conditioning_scale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditioning_scale: Option<f64>,
+}
+
+pub use texaug_stages::job::settings::{
+    DEFAULT_AZIMUTHS, DEFAULT_CONDITIONING_SCALE, DEFAULT_GUTTER, DEFAULT_SHARPNESS,
+};
+
+fn default_strength() -> Strength {
+    Strength::Fixed(0.6)
+}
+fn default_steps() -> u32 {
+    30
+}
+fn default_guidance() -> f64 {
+    7.5
+}
+fn one_u32() -> u32 {
+    1
+}
+fn default_size() -> u32 {
+    512
+}
+
+impl StageSpec {
+    pub fn stage_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| self.kind.as_str().to_string())
+    }
+}
+
+/// A recipe read from disk, its paths resolved.
+#[derive(Debug, Clone)]
+pub struct LoadedRecipe {
+    pub path: PathBuf,
+    pub text: String,
+    /// Hex sha256 of the recipe file's bytes.
+    pub hash: String,
+    pub recipe: Recipe,
+}
+
+impl LoadedRecipe {
+    /// A diagnostic pointing at the value at `keys` in the recipe file.
+    pub fn diagnostic_at(&self, keys: &[Key<'_>], message: String, fix: &str) -> Diagnostic {
+        let (spans, _) = Spans::parse(&self.path, &self.text);
+        let span = spans.span(keys);
+        Diagnostic::at_offset(&self.path, &self.text, span.start, message, fix)
+    }
+
+    /// `output` as the recipe resolves it, or `output/<name>` under the working directory.
+    pub fn output_dir(&self) -> PathBuf {
+        self.recipe
+            .output
+            .clone()
+            .unwrap_or_else(|| Path::new("output").join(&self.recipe.name))
+    }
+}
+
+/// The canonical scheduler name for what a user wrote (`dpm++2m`, `DPMPP2M`, `euler-a` are accepted), if any.
+pub fn canonical_scheduler(name: &str) -> Option<&'static str> {
+    let n = name
+        .trim()
+        .to_ascii_lowercase()
+        .replace("++", "pp")
+        .replace('-', "_");
+    let n = match n.as_str() {
+        "dpmpp_2m" | "dpm_solver_multistep" | "dpmsolvermultistep" => "dpmpp2m",
+        "dpmpp_2m_karras" => "dpmpp2m_karras",
+        "euler_ancestral" => "euler_a",
+        other => other,
+    };
+    SCHEDULERS.iter().copied().find(|s| *s == n)
+}
+
+impl Recipe {
+    /// The ControlNet a run attaches to its model: the one its depth stages name (one per run, as one model loads).
+    pub fn controlnet(&self) -> Result<Option<PathBuf>, String> {
+        let mut named = self.stages.iter().filter_map(|s| s.controlnet.as_ref());
+        let first = named.next().cloned();
+        if let Some(other) = named.find(|c| Some(*c) != first.as_ref()) {
+            return Err(format!(
+                "stages name two ControlNets ({} and {}); a run loads one model: split the recipe in two",
+                first.as_ref().map_or(String::new(), |p| p.display().to_string()),
+                other.display()
+            ));
+        }
+        Ok(first)
+    }
+}

@@ -1,0 +1,208 @@
+//! The recipe's values checked against each other and their ranges, each problem located at its key.
+
+use std::path::Path;
+
+use super::devices::{DeviceList, DeviceSpec};
+use super::diagnostic::Diagnostic;
+use super::recipe::{canonical_scheduler, Recipe, StageKind, Strength, SCHEDULERS};
+use super::recipe_schema::{Key, Spans};
+
+pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut at = |path: &[Key<'_>], message: String, fix: &str| {
+        let span = spans.span(path);
+        out.push(Diagnostic::at_offset(file, text, span.start, message, fix));
+    };
+    use Key::{Index, Name};
+    let valid_name = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if !valid_name(&r.name) {
+        at(
+            &[Name("name")],
+            format!("name `{}` is not a valid folder name", r.name),
+            "use letters, digits, '-', '_' or '.', e.g. name = \"mugs-wood\"",
+        );
+    }
+    match (&r.sources.manifest, &r.sources.dir) {
+        (Some(_), Some(_)) | (None, None) => at(
+            &[Name("sources")],
+            "[sources] needs exactly one of `manifest` or `dir`".into(),
+            "write manifest = \"manifests/x.csv\" (CSV, JSONL or Parquet) or dir = \"assets/\"",
+        ),
+        (Some(_), None) if r.sources.label.is_some() => at(
+            &[Name("sources"), Name("label")],
+            "`label` applies to `dir` sources only; a manifest has a label column".into(),
+            "remove `label`, or use dir = \"...\" instead of manifest",
+        ),
+        _ => {}
+    }
+    match (&r.model.path, &r.model.id) {
+        (Some(_), Some(_)) | (None, None) => at(
+            &[Name("model")],
+            "[model] needs exactly one of `path` or `id`".into(),
+            "write path = \"models/sd\" (a diffusers folder) or id = \"org/name\" (from the Hugging Face cache)",
+        ),
+        _ => {}
+    }
+    if !matches!(r.model.dtype.as_str(), "auto" | "fp32" | "fp16" | "bf16") {
+        at(
+            &[Name("model"), Name("dtype")],
+            format!("unknown dtype `{}`", r.model.dtype),
+            "use one of: auto, fp32, fp16, bf16",
+        );
+    }
+    let sched_fix = format!("use one of: {}", SCHEDULERS.join(", "));
+    if let Some(s) = &r.model.scheduler {
+        if canonical_scheduler(s).is_none() {
+            at(
+                &[Name("model"), Name("scheduler")],
+                format!("unknown scheduler `{s}`"),
+                &sched_fix,
+            );
+        }
+    }
+    let devices: Vec<&str> = match &r.devices.use_ {
+        DeviceList::One(s) => s.split(',').map(str::trim).collect(),
+        DeviceList::Many(v) => v.iter().map(String::as_str).collect(),
+    };
+    for d in devices {
+        if let Err(e) = DeviceSpec::parse_one(d) {
+            at(
+                &[Name("devices"), Name("use")],
+                e,
+                "use \"auto\", \"cpu\", \"cuda:0\" or a list [\"cuda:0\", \"cuda:1\"]",
+            );
+        }
+    }
+    if r.devices.batch == 0 {
+        at(
+            &[Name("devices"), Name("batch")],
+            "batch must be at least 1".into(),
+            "write batch = 1 (or more on a GPU with memory to spare)",
+        );
+    }
+    if r.stages.is_empty() {
+        at(
+            &[Name("stage")],
+            "no [[stage]]".into(),
+            "add [[stage]] with kind = \"style\"",
+        );
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, s) in r.stages.iter().enumerate() {
+        let p = |k| [Name("stage"), Index(i), Name(k)];
+        if !names.insert(s.stage_name()) {
+            at(
+                &p("kind"),
+                format!("two stages are named `{}`", s.stage_name()),
+                "give each stage of the same kind a distinct name = \"...\" (sample ids derive from it)",
+            );
+        }
+        if s.prompts.is_empty() {
+            at(
+                &p("prompts"),
+                "a stage needs at least one prompt".into(),
+                "write prompts = [\"a {label} carved from oak\"]",
+            );
+        }
+        let (lo, hi) = match s.strength {
+            Strength::Fixed(v) => (v, v),
+            Strength::Range([a, b]) => (a, b),
+        };
+        if !(lo > 0.0 && hi <= 1.0 && lo <= hi) {
+            at(
+                &p("strength"),
+                format!("strength must lie in (0, 1] with lo <= hi, found {lo}..{hi}"),
+                "write strength = 0.6 or strength = [0.4, 0.8]",
+            );
+        }
+        if s.steps == 0 || s.steps > 1000 {
+            at(
+                &p("steps"),
+                format!("steps must be in 1..=1000, found {}", s.steps),
+                "write steps = 30",
+            );
+        }
+        if let Some(sc) = &s.scheduler {
+            if canonical_scheduler(sc).is_none() {
+                at(
+                    &p("scheduler"),
+                    format!("unknown scheduler `{sc}`"),
+                    &sched_fix,
+                );
+            }
+        }
+        if !(s.guidance.is_finite() && s.guidance >= 0.0) {
+            at(
+                &p("guidance"),
+                format!("guidance must be >= 0, found {}", s.guidance),
+                "write guidance = 7.5 (<= 1 disables classifier-free guidance)",
+            );
+        }
+        if s.variants == 0 {
+            at(
+                &p("variants"),
+                "variants must be at least 1".into(),
+                "write variants = 1",
+            );
+        }
+        if s.size < 8 || s.size % 8 != 0 || s.size > 4096 {
+            at(
+                &p("size"),
+                format!("size must be a multiple of 8 in 8..=4096, found {}", s.size),
+                "write size = 512 (SD 1.x) or 768 (SD 2.x); 64 for tiny test models",
+            );
+        }
+        if s.kind == StageKind::Style {
+            for (key, set) in [
+                ("views", s.views.is_some()),
+                ("sharpness", s.sharpness.is_some()),
+                ("gutter", s.gutter.is_some()),
+                ("controlnet", s.controlnet.is_some()),
+                ("conditioning_scale", s.conditioning_scale.is_some()),
+            ] {
+                if set {
+                    at(
+                        &p(key),
+                        format!("`{key}` applies to depth stages only"),
+                        &format!("remove `{key}`, or set kind = \"depth\""),
+                    );
+                }
+            }
+        }
+        if s.sharpness.is_some_and(|k| !(k.is_finite() && k >= 0.0)) {
+            at(
+                &p("sharpness"),
+                "sharpness must be a number >= 0".into(),
+                "write sharpness = 4 (0 weighs every view alike)",
+            );
+        }
+        if s.conditioning_scale
+            .is_some_and(|c| !(c.is_finite() && c >= 0.0))
+        {
+            at(
+                &p("conditioning_scale"),
+                "conditioning_scale must be a number >= 0".into(),
+                "write conditioning_scale = 1.0",
+            );
+        }
+        if s.conditioning_scale.is_some() && s.controlnet.is_none() {
+            at(
+                &p("conditioning_scale"),
+                "`conditioning_scale` needs a `controlnet`".into(),
+                "add controlnet = \"models/controlnet-depth\", or remove conditioning_scale",
+            );
+        }
+        if s.views == Some(0) || s.views.is_some_and(|v| v > 64) {
+            at(
+                &p("views"),
+                "views (azimuths around a mesh) must be in 1..=64".into(),
+                "write views = 8 (top and bottom views come on top)",
+            );
+        }
+    }
+    out
+}

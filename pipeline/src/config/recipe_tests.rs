@@ -1,0 +1,109 @@
+//! Tests of recipe loading and its checks.
+
+use super::*;
+use crate::config::recipe::{canonical_scheduler, Strength};
+
+fn write(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("r.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const GOOD: &str = r#"
+name = "mugs"
+seed = 7
+[sources]
+manifest = "m.csv"
+[model]
+path = "models/tiny"
+[[stage]]
+kind = "style"
+prompts = ["a {label} of oak"]
+strength = [0.4, 0.8]
+steps = 4
+size = 64
+"#;
+
+#[test]
+fn a_good_recipe_loads_with_paths_resolved_against_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = load(&write(dir.path(), GOOD)).unwrap();
+    assert_eq!(r.recipe.sources.manifest, Some(dir.path().join("m.csv")));
+    assert_eq!(r.recipe.model.path, Some(dir.path().join("models/tiny")));
+    assert_eq!(r.recipe.stages[0].strength, Strength::Range([0.4, 0.8]));
+    assert_eq!(r.recipe.devices.batch, 1);
+}
+
+#[test]
+fn bad_values_are_all_reported_at_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = GOOD
+        .replace("steps = 4", "steps = 0")
+        .replace("size = 64", "size = 63\nscheduler = \"heun\"");
+    let err = load(&write(dir.path(), &text)).unwrap_err();
+    let lines: Vec<usize> = err.0.iter().map(|d| d.line).collect();
+    assert_eq!(lines, vec![12, 13, 14], "{err}");
+}
+
+#[test]
+fn unknown_keys_name_the_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = GOOD.replace("steps = 4", "stepz = 4");
+    let err = load(&write(dir.path(), &text)).unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    assert_eq!((err.0[0].line, err.0[0].col), (12, 1));
+    assert!(err.0[0].fix.contains("steps"), "{err}");
+}
+
+#[test]
+fn scheduler_aliases_are_canonicalized() {
+    assert_eq!(canonical_scheduler("dpm++2m"), Some("dpmpp2m"));
+    assert_eq!(canonical_scheduler("Euler-A"), Some("euler_a"));
+    assert_eq!(canonical_scheduler("heun"), None);
+}
+
+#[test]
+fn every_shipped_recipe_parses_cleanly() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (loaded, diags) = check(&path);
+            assert!(
+                loaded.is_some() && diags.is_empty(),
+                "{}",
+                Diagnostics(diags)
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "found {n} recipes in {}", dir.display());
+}
+
+#[test]
+fn depth_keys_are_checked_and_belong_to_depth_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let style = GOOD.replace("size = 64", "size = 64\nsharpness = 4");
+    let err = load(&write(dir.path(), &style)).unwrap_err();
+    assert!(err.to_string().contains("depth stages only"), "{err}");
+
+    let depth = GOOD
+        .replace("kind = \"style\"", "kind = \"depth\"")
+        .replace(
+            "size = 64",
+            "size = 64\nviews = 6\ngutter = 2\nconditioning_scale = 0.5",
+        );
+    let err = load(&write(dir.path(), &depth)).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert!(err.0[0].message.contains("needs a `controlnet`"), "{err}");
+
+    let ok = depth.replace(
+        "conditioning_scale = 0.5",
+        "controlnet = \"cn\"\nconditioning_scale = 0.5\n[depth]\nestimator = \"midas.pt\"",
+    );
+    let r = load(&write(dir.path(), &ok)).unwrap();
+    assert_eq!(r.recipe.stages[0].controlnet, Some(dir.path().join("cn")));
+    let est = r.recipe.depth.and_then(|d| d.estimator);
+    assert_eq!(est, Some(dir.path().join("midas.pt")));
+}

@@ -1,0 +1,23 @@
+//! One source of a recipe: an image or a mesh to re-texture, with its label, and where it was declared.
+
+use std::path::PathBuf;
+
+pub use texaug_stages::source::SourceKind;
+
+/// The columns a source manifest may have.
+pub const COLUMNS: &[&str] = &["id", "path", "label", "kind", "depth", "prompt", "split"];
+
+/// One source: an image or a mesh to re-texture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub id: String,
+    pub path: PathBuf,
+    pub label: String,
+    pub kind: SourceKind,
+    pub depth: Option<PathBuf>,
+    pub prompt: Option<String>,
+    pub split: Option<String>,
+    /// Where it was declared, for diagnostics: the manifest (or walked folder) and 1-based line (row).
+    pub origin: PathBuf,
+    pub line: usize,
+}

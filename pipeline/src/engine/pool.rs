@@ -1,0 +1,371 @@
+//! The threads and queues of a run: prepare in rayon → bounded device queue → one worker thread per device (each
+//! owns its model) → finish in rayon → one ledger writer (the calling thread). A panic in prepare or finish fails
+//! that sample, not the run. Units (fixed batches, [`super::units`]) go to whichever device is free.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use image::RgbImage;
+use texaug_stages::diffusion::request::{batch_key, BatchKey, Img2ImgRequest};
+
+use super::work::{DeviceModel, ModelLoader, PoolEvents, Prepared, StageWork};
+use crate::config::devices::DeviceSpec;
+use crate::output::record::SampleRecord;
+use crate::output::row::RunMeta;
+use crate::plan::Job;
+
+pub struct PoolConfig {
+    pub devices: Vec<DeviceSpec>,
+    pub batch: usize,
+    pub fail_fast: bool,
+    pub cpu_threads: usize,
+}
+
+/// How a pool run ended.
+pub struct PoolOutcome {
+    pub done: u64,
+    pub failed: u64,
+    /// Set when --fail-fast stopped the run early.
+    pub stopped: bool,
+}
+
+struct DeviceItem<S> {
+    job: Job,
+    prepared: Prepared<S>,
+    started: Instant,
+}
+
+struct FinishItem<S> {
+    job: Job,
+    state: S,
+    result: Result<Vec<RgbImage>, String>,
+    device: String,
+    started: Instant,
+}
+
+/// Runs every unit; calls `record` (on this thread, the only writer) for each finished or failed sample.
+pub fn run<W: StageWork>(
+    config: &PoolConfig,
+    units: Vec<Vec<Job>>,
+    stage: &W,
+    loader: &dyn ModelLoader,
+    meta: &RunMeta,
+    events: &dyn PoolEvents,
+    mut record: impl FnMut(SampleRecord) -> anyhow::Result<()>,
+) -> anyhow::Result<PoolOutcome> {
+    if units.is_empty() {
+        // Nothing to make (a resumed run that is complete): do not load a model for it.
+        return Ok(PoolOutcome {
+            done: 0,
+            failed: 0,
+            stopped: false,
+        });
+    }
+    let stop = AtomicBool::new(false);
+    let fatal: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let n_dev = config.devices.len().max(1);
+    let (unit_tx, unit_rx) = unbounded::<Vec<Job>>();
+    for u in units {
+        let _ = unit_tx.send(u);
+    }
+    drop(unit_tx);
+    // Back-pressure: about two batches per device wait in the queue, no more.
+    let (dev_tx, dev_rx) = bounded::<Vec<DeviceItem<W::State>>>(2 * n_dev);
+    let (fin_tx, fin_rx) = bounded::<FinishItem<W::State>>(2 * n_dev * config.batch.max(1));
+    let (rec_tx, rec_rx) = unbounded::<SampleRecord>();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cpu_side = cores.clamp(1, 4);
+    let prepare_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cpu_side)
+        .thread_name(|i| format!("texaug-prepare-{i}"))
+        .build()?;
+    let finish_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cpu_side)
+        .thread_name(|i| format!("texaug-finish-{i}"))
+        .build()?;
+    if config.devices.contains(&DeviceSpec::Cpu) {
+        tch::set_num_threads(config.cpu_threads.max(1) as i32);
+    }
+
+    let mut done = 0u64;
+    let mut failed = 0u64;
+    let mut ledger_error: Option<anyhow::Error> = None;
+    let stop = &stop;
+    let fatal = &fatal;
+    prepare_pool.in_place_scope(|prepare_scope| {
+        finish_pool.in_place_scope(|finish_scope| {
+            std::thread::scope(|thread_scope| {
+                // Prepare: rayon tasks pull units; a job that fails to prepare becomes a failed record at once.
+                for _ in 0..cpu_side {
+                    let (unit_rx, dev_tx, rec_tx) =
+                        (unit_rx.clone(), dev_tx.clone(), rec_tx.clone());
+                    prepare_scope
+                        .spawn(move |_| prepare_loop(stage, meta, stop, unit_rx, dev_tx, rec_tx));
+                }
+                // Device workers: one thread each, owning its model.
+                for (index, device) in config.devices.iter().copied().enumerate() {
+                    let (dev_rx, fin_tx) = (dev_rx.clone(), fin_tx.clone());
+                    let batch = config.batch.max(1);
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("texaug-{device}"))
+                        .spawn_scoped(thread_scope, move || {
+                            let worker = Worker {
+                                loader,
+                                events,
+                                device,
+                                index,
+                                batch,
+                                stop,
+                                fatal,
+                            };
+                            worker.run::<W::State>(dev_rx, fin_tx)
+                        });
+                    if let Err(e) = spawned {
+                        set_fatal(
+                            fatal,
+                            stop,
+                            anyhow::Error::new(e).context("starting a device thread"),
+                        );
+                    }
+                }
+                // Finish: rayon tasks turn outputs into files and records.
+                for _ in 0..cpu_side {
+                    let (fin_rx, rec_tx) = (fin_rx.clone(), rec_tx.clone());
+                    finish_scope.spawn(move |_| {
+                        while let Ok(item) = fin_rx.recv() {
+                            let _ = rec_tx.send(finish_one(stage, meta, item));
+                        }
+                    });
+                }
+                // Only the tasks hold channel ends now, so each stage ends when the one before it does.
+                drop((dev_tx, dev_rx, fin_tx, fin_rx, rec_tx, unit_rx));
+
+                // The ledger writer: this thread. After an error it keeps draining so no task blocks forever.
+                for r in rec_rx.iter() {
+                    if ledger_error.is_some() {
+                        continue;
+                    }
+                    let ok = r.is_ok();
+                    if let Err(e) = record(r) {
+                        ledger_error = Some(e);
+                        stop.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                    done += 1;
+                    if !ok {
+                        failed += 1;
+                        if config.fail_fast {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                    }
+                }
+            })
+        })
+    });
+    if let Some(e) = ledger_error {
+        return Err(e);
+    }
+    if let Some(e) = fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e);
+    }
+    Ok(PoolOutcome {
+        done,
+        failed,
+        stopped: config.fail_fast && stop.load(Ordering::SeqCst),
+    })
+}
+
+/// A request's group in a unit: its batch key, and the job it belongs to when that job runs alone (so it never
+/// shares a batch with another job).
+type GroupKey = (Option<usize>, BatchKey);
+
+/// Runs one unit's requests, grouped by batch key (in order of first appearance), `batch` at a time.
+fn run_unit<S>(
+    model: &mut dyn DeviceModel,
+    items: Vec<DeviceItem<S>>,
+    batch: usize,
+    device: &str,
+) -> Vec<FinishItem<S>> {
+    // (item index, request index) of every request, grouped by key.
+    let mut groups: Vec<(GroupKey, Vec<(usize, usize)>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        for (r, req) in item.prepared.requests.iter().enumerate() {
+            let key = (item.prepared.one_batch.then_some(i), batch_key(req));
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, g)) => g.push((i, r)),
+                None => groups.push((key, vec![(i, r)])),
+            }
+        }
+    }
+    let mut outputs: Vec<Vec<Option<RgbImage>>> = items
+        .iter()
+        .map(|it| vec![None; it.prepared.requests.len()])
+        .collect();
+    let mut errors: Vec<Option<String>> = vec![None; items.len()];
+    for ((alone, _), group) in groups {
+        let size = if alone.is_some() {
+            group.len().max(1)
+        } else {
+            batch
+        };
+        for chunk in group.chunks(size) {
+            // Cheap: a request shares its image and condition.
+            let reqs: Vec<Img2ImgRequest> = chunk
+                .iter()
+                .map(|(i, r)| items[*i].prepared.requests[*r].clone())
+                .collect();
+            match model.run(&reqs) {
+                Ok(images) if images.len() == reqs.len() => {
+                    for ((i, r), img) in chunk.iter().zip(images) {
+                        outputs[*i][*r] = Some(img);
+                    }
+                }
+                Ok(images) => {
+                    let e = format!(
+                        "the model returned {} images for {} requests",
+                        images.len(),
+                        reqs.len()
+                    );
+                    chunk.iter().for_each(|(i, _)| errors[*i] = Some(e.clone()));
+                }
+                Err(e) => chunk.iter().for_each(|(i, _)| errors[*i] = Some(e.clone())),
+            }
+        }
+    }
+    items
+        .into_iter()
+        .zip(outputs.into_iter().zip(errors))
+        .map(|(item, (outs, err))| {
+            let result = match err {
+                Some(e) => Err(e),
+                None => Ok(outs.into_iter().flatten().collect()),
+            };
+            FinishItem {
+                job: item.job,
+                state: item.prepared.state,
+                result,
+                device: device.to_string(),
+                started: item.started,
+            }
+        })
+        .collect()
+}
+
+/// What a caught panic says.
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown cause".into())
+}
+
+/// Runs `f`, turning a panic into an error naming where it happened: a bad sample fails, the run goes on.
+fn caught<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        Err(format!(
+            "internal error while {what} this sample (a bug in texaug; please report it): {}",
+            panic_message(panic.as_ref())
+        ))
+    })
+}
+
+fn finish_one<W: StageWork>(stage: &W, meta: &RunMeta, item: FinishItem<W::State>) -> SampleRecord {
+    let FinishItem {
+        job,
+        state,
+        result,
+        device,
+        started,
+    } = item;
+    let finished =
+        result.and_then(|outputs| caught("finishing", || stage.finish(&job, state, outputs)));
+    match finished {
+        Ok(written) => SampleRecord::finished(&job, meta, &device, started, &written),
+        Err(e) => SampleRecord::failed(&job, meta, &device, started, e),
+    }
+}
+
+fn set_fatal(fatal: &Mutex<Option<anyhow::Error>>, stop: &AtomicBool, e: anyhow::Error) {
+    let mut f = fatal.lock().unwrap_or_else(|p| p.into_inner());
+    f.get_or_insert(e);
+    stop.store(true, Ordering::SeqCst);
+}
+
+fn prepare_loop<W: StageWork>(
+    stage: &W,
+    meta: &RunMeta,
+    stop: &AtomicBool,
+    units: Receiver<Vec<Job>>,
+    to_device: Sender<Vec<DeviceItem<W::State>>>,
+    to_ledger: Sender<SampleRecord>,
+) {
+    while let Ok(unit) = units.recv() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut items = Vec::new();
+        for job in unit {
+            let started = Instant::now();
+            match caught("preparing", || stage.prepare(&job)) {
+                Ok(prepared) => items.push(DeviceItem {
+                    job,
+                    prepared,
+                    started,
+                }),
+                Err(e) => {
+                    let _ = to_ledger.send(SampleRecord::failed(&job, meta, "", started, e));
+                }
+            }
+        }
+        if !items.is_empty() && to_device.send(items).is_err() {
+            return;
+        }
+    }
+}
+
+struct Worker<'a> {
+    loader: &'a dyn ModelLoader,
+    events: &'a dyn PoolEvents,
+    device: DeviceSpec,
+    index: usize,
+    batch: usize,
+    stop: &'a AtomicBool,
+    fatal: &'a Mutex<Option<anyhow::Error>>,
+}
+
+impl Worker<'_> {
+    fn run<S>(self, from_prepare: Receiver<Vec<DeviceItem<S>>>, to_finish: Sender<FinishItem<S>>) {
+        let name = self.device.to_string();
+        let t0 = Instant::now();
+        let mut model = match self.loader.load(self.device) {
+            Ok(m) => m,
+            Err(e) => {
+                let e = e.context(format!("loading the model on {name}"));
+                set_fatal(self.fatal, self.stop, e);
+                return;
+            }
+        };
+        self.events.device_ready(&name, t0.elapsed().as_secs_f64());
+        while let Ok(items) = from_prepare.recv() {
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let outs = run_unit(model.as_mut(), items, self.batch, &name);
+            self.events.device_progress(self.index, outs.len() as u64);
+            for out in outs {
+                if to_finish.send(out).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

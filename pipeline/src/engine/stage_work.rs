@@ -1,0 +1,196 @@
+//! The recipe's stages as the engine's [`StageWork`]: each job becomes a call into `texaug_stages::job` (prepare
+//! before the device, complete and write after it), into `samples/<sample_id>/` of the output folder. A write that
+//! fails because the output takes no more files (disk full, read-only) is kept aside ([`RecipeStages::take_unwritable`])
+//! so the run stops on it instead of recording a failed row.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use image::RgbImage;
+use texaug_stages::depth::DepthEstimator;
+use texaug_stages::diffusion::schedulers::SchedulerKind;
+use texaug_stages::job::{
+    prepare, AssetRef, DepthMode, DepthSettings, DepthStage, JobError, JobSettings, ModelSize,
+    PreparedJob, Stage, WrittenSample,
+};
+
+use super::work::{Prepared, StageWork};
+use crate::config::recipe::{
+    DepthSpec, StageKind, StageSpec, DEFAULT_AZIMUTHS, DEFAULT_CONDITIONING_SCALE, DEFAULT_GUTTER,
+    DEFAULT_SHARPNESS,
+};
+use crate::output::disk::{fault_before_write, OutputUnwritable};
+use crate::output::layout::sample_dir;
+use crate::plan::Job;
+
+/// Every stage of a recipe, and the depth estimator its depth stages share.
+pub struct RecipeStages {
+    output: PathBuf,
+    stages: Vec<StageSpec>,
+    estimator: Option<Mutex<DepthEstimator>>,
+    /// Print where each job's CPU time went (TEXAUG_PROFILE=1), for the benchmark in bench/RESULTS.md.
+    profile: bool,
+    /// Samples whose files could not be written because the output takes no more (by sample_id).
+    unwritable: Mutex<HashMap<String, OutputUnwritable>>,
+}
+
+/// A prepared job and when its preparation took.
+pub struct JobState {
+    prepared: PreparedJob,
+    prepare_ms: f64,
+}
+
+/// The depth settings of a recipe stage.
+pub fn depth_settings(stage: &StageSpec) -> DepthSettings {
+    DepthSettings {
+        azimuths: stage.views.unwrap_or(DEFAULT_AZIMUTHS),
+        sharpness: stage.sharpness.unwrap_or(DEFAULT_SHARPNESS),
+        gutter: stage.gutter.unwrap_or(DEFAULT_GUTTER),
+        mode: match &stage.controlnet {
+            Some(_) => DepthMode::ControlNet(
+                stage
+                    .conditioning_scale
+                    .unwrap_or(DEFAULT_CONDITIONING_SCALE),
+            ),
+            None => DepthMode::Unet,
+        },
+    }
+}
+
+/// The img2img settings of a planned job.
+pub fn job_settings(job: &Job) -> Result<JobSettings, String> {
+    let scheduler = job
+        .scheduler
+        .as_deref()
+        .map(SchedulerKind::from_str)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    Ok(JobSettings {
+        prompt: job.prompt.clone(),
+        negative_prompt: job.negative_prompt.clone(),
+        strength: job.strength,
+        guidance: job.guidance,
+        steps: job.steps,
+        seed: job.seed,
+        scheduler,
+        size: ModelSize::Square(job.size),
+    })
+}
+
+impl RecipeStages {
+    /// `stages`: the recipe's stages (jobs name theirs by index); the estimator loads on the CPU when named.
+    pub fn new(
+        output: PathBuf,
+        stages: Vec<StageSpec>,
+        depth: Option<&DepthSpec>,
+    ) -> anyhow::Result<RecipeStages> {
+        let estimator = match depth.and_then(|d| d.estimator.as_ref()) {
+            Some(path) => Some(Mutex::new(
+                DepthEstimator::load(path, tch::Device::Cpu)
+                    .with_context(|| format!("[depth] estimator = {}", path.display()))?,
+            )),
+            None => None,
+        };
+        Ok(RecipeStages {
+            output,
+            stages,
+            estimator,
+            profile: std::env::var_os("TEXAUG_PROFILE").is_some_and(|v| v == "1"),
+            unwritable: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Why the files of `sample_id` could not be written, when the reason is the output itself (a full disk, a
+    /// read-only file system): the run must stop rather than record the sample as failed.
+    pub fn take_unwritable(&self, sample_id: &str) -> Option<OutputUnwritable> {
+        self.unwritable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(sample_id)
+    }
+
+    fn stage(&self, job: &Job) -> Result<Stage<'_>, String> {
+        let spec = self
+            .stages
+            .get(job.stage_index)
+            .ok_or_else(|| format!("internal: job {} names no stage", job.sample_id))?;
+        Ok(match spec.kind {
+            StageKind::Style => Stage::Style,
+            StageKind::Depth => Stage::Depth(DepthStage {
+                settings: depth_settings(spec),
+                estimator: self.estimator.as_ref(),
+            }),
+        })
+    }
+}
+
+impl StageWork for RecipeStages {
+    type State = JobState;
+
+    fn prepare(&self, job: &Job) -> Result<Prepared<JobState>, String> {
+        let t0 = Instant::now();
+        let source = &job.source;
+        let asset = AssetRef {
+            id: &source.id,
+            path: &source.path,
+            kind: source.kind,
+            depth: source.depth.as_deref(),
+        };
+        let prepared =
+            prepare(&asset, &self.stage(job)?, &job_settings(job)?).map_err(|e| e.to_string())?;
+        Ok(Prepared {
+            requests: prepared.requests.clone(),
+            one_batch: prepared.one_batch,
+            state: JobState {
+                prepared,
+                prepare_ms: t0.elapsed().as_secs_f64() * 1e3,
+            },
+        })
+    }
+
+    fn finish(
+        &self,
+        job: &Job,
+        state: JobState,
+        outputs: Vec<RgbImage>,
+    ) -> Result<WrittenSample, String> {
+        let t0 = Instant::now();
+        let requests = outputs.len();
+        let dir = sample_dir(&self.output, &job.sample_id);
+        let written = state.prepared.complete(outputs).and_then(|done| {
+            let written = fault_before_write(&dir)
+                .map_err(|source| JobError::Write {
+                    path: dir.clone(),
+                    source,
+                })
+                .and_then(|_| done.write(&dir));
+            if let Err(e) = &written {
+                let what = format!("the files of sample {}", job.sample_id);
+                if let Some(stop) = OutputUnwritable::classify(e, what, &dir) {
+                    self.unwritable
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(job.sample_id.clone(), stop);
+                }
+            }
+            written
+        });
+        if written.is_err() {
+            // A failed sample leaves no files: its row says why, and a resumed run starts it afresh.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        if self.profile {
+            eprintln!(
+                "texaug: profile {} prepare_ms={:.1} finish_ms={:.1} requests={requests}",
+                job.sample_id,
+                state.prepare_ms,
+                t0.elapsed().as_secs_f64() * 1e3,
+            );
+        }
+        written.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,211 @@
+//! The bridge to Stable Diffusion in `texaug-stages`: the model a recipe names, and the per-device model the pool
+//! drives (one loaded pipeline per device; each batch brings its own scheduler).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{anyhow, bail, Context, Result};
+use image::RgbImage;
+use texaug_stages::diffusion::img2img::{Img2ImgRequest, StableDiffusion};
+use texaug_stages::diffusion::model_dir::ModelSource;
+use texaug_stages::diffusion::schedulers::SchedulerKind;
+
+use crate::config::devices::DeviceSpec;
+use crate::config::recipe::ModelSpec;
+use crate::engine::pool::panic_message;
+use crate::engine::work::{DeviceModel, ModelLoader};
+
+/// How the recipe names its model: a folder (`path`) or a hub id (`id`, looked up in the Hugging Face cache).
+pub fn model_source(spec: &ModelSpec) -> Result<ModelSource> {
+    match (&spec.path, &spec.id) {
+        (Some(p), _) => Ok(ModelSource::Dir(p.clone())),
+        (None, Some(id)) => Ok(ModelSource::from_id(id)),
+        (None, None) => bail!("[model] needs `path` (a diffusers folder) or `id` (org/name)"),
+    }
+}
+
+/// The local diffusers folder of the recipe's model, checked to hold the pipeline's components.
+pub fn model_dir(spec: &ModelSpec) -> Result<(ModelSource, PathBuf)> {
+    let source = model_source(spec)?;
+    let dir = source.resolve()?;
+    Ok((source, dir.root))
+}
+
+/// The scheduler a model runs with when the recipe names none: its `scheduler_config.json` class, by texaug's name.
+pub fn default_scheduler_name(model_dir: &Path) -> String {
+    let path = model_dir.join("scheduler/scheduler_config.json");
+    let config: Option<serde_json::Value> = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let Some(config) = config else {
+        return "default".into();
+    };
+    let class = config["_class_name"].as_str().unwrap_or("default");
+    let karras = config["use_karras_sigmas"].as_bool().unwrap_or(false);
+    SchedulerKind::ALL
+        .into_iter()
+        .find(|k| {
+            k.class_name() == class
+                && (k.overrides().is_empty() || (*k == SchedulerKind::DpmPP2MKarras) == karras)
+        })
+        .map_or_else(|| class.to_string(), |k| k.as_str().to_string())
+}
+
+/// The tensor kind for a recipe's dtype on a device: the CPU always computes in fp32 (DESIGN §5).
+pub fn kind_for(dtype: &str, device: DeviceSpec) -> tch::Kind {
+    match (device, dtype) {
+        (DeviceSpec::Cpu, _) => tch::Kind::Float,
+        (_, "fp32") => tch::Kind::Float,
+        (_, "bf16") => tch::Kind::BFloat16,
+        _ => tch::Kind::Half,
+    }
+}
+
+pub fn parse_scheduler(name: Option<&str>) -> Result<Option<SchedulerKind>> {
+    name.map(|n| SchedulerKind::from_str(n).map_err(|e| anyhow!("{e}")))
+        .transpose()
+}
+
+/// Loads the pipeline on one device.
+pub fn load(
+    source: &ModelSource,
+    device: DeviceSpec,
+    dtype: &str,
+    scheduler: Option<SchedulerKind>,
+) -> Result<StableDiffusion> {
+    let sd = StableDiffusion::load(source, device.to_tch(), kind_for(dtype, device), scheduler)
+        .with_context(|| format!("loading model {} on {device}", source.id()))?;
+    Ok(sd)
+}
+
+/// Runs a batch (its requests share one [`batch_key`](texaug_stages::diffusion::request::batch_key)), turning a
+/// libtorch panic (an out-of-memory, a kernel missing on this device) into an error for the batch's samples rather
+/// than the end of the run.
+pub fn run_guarded(
+    sd: &StableDiffusion,
+    batch: &[Img2ImgRequest],
+) -> Result<Vec<RgbImage>, String> {
+    guarded(|| sd.generate(batch))
+}
+
+fn guarded(
+    f: impl FnOnce() -> Result<Vec<RgbImage>, texaug_stages::diffusion::img2img::DiffusionError>,
+) -> Result<Vec<RgbImage>, String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(panic) => Err(format!(
+            "libtorch failed during img2img: {}",
+            panic_message(panic.as_ref())
+        )),
+    }
+}
+
+pub struct SdLoader {
+    source: ModelSource,
+    dtype: String,
+    default_scheduler: Option<String>,
+    controlnet: Option<PathBuf>,
+}
+
+impl SdLoader {
+    /// `controlnet`: a ControlNet folder attached to every pipeline this loader makes.
+    pub fn new(spec: &ModelSpec, source: ModelSource, controlnet: Option<PathBuf>) -> SdLoader {
+        SdLoader {
+            source,
+            dtype: spec.dtype.clone(),
+            default_scheduler: spec.scheduler.clone(),
+            controlnet,
+        }
+    }
+}
+
+/// [`load`], then the ControlNet attached when one is named.
+pub fn load_with(
+    source: &ModelSource,
+    device: DeviceSpec,
+    dtype: &str,
+    scheduler: Option<SchedulerKind>,
+    controlnet: Option<&Path>,
+) -> Result<StableDiffusion> {
+    let mut sd = load(source, device, dtype, scheduler)?;
+    // A model folder with its own `controlnet/` has it attached already: naming that folder again is a no-op.
+    let own = source
+        .resolve()
+        .ok()
+        .and_then(|d| d.root.join("controlnet").canonicalize().ok());
+    let named = controlnet.and_then(|d| d.canonicalize().ok());
+    if let Some(dir) =
+        controlnet.filter(|_| !(sd.has_controlnet() && own.is_some() && own == named))
+    {
+        sd.attach_controlnet(dir)
+            .with_context(|| format!("attaching the ControlNet {}", dir.display()))?;
+    }
+    Ok(sd)
+}
+
+/// The pipeline loaded on one device.
+struct SdDevice {
+    sd: StableDiffusion,
+}
+
+impl DeviceModel for SdDevice {
+    fn run(&mut self, requests: &[Img2ImgRequest]) -> Result<Vec<RgbImage>, String> {
+        let t0 = std::time::Instant::now();
+        let out = run_guarded(&self.sd, requests);
+        if std::env::var_os("TEXAUG_PROFILE").is_some_and(|v| v == "1") {
+            // For bench/RESULTS.md: the model's share of a job, beside the stage's own profile lines.
+            eprintln!(
+                "texaug: profile model_ms={:.1} requests={}",
+                t0.elapsed().as_secs_f64() * 1e3,
+                requests.len()
+            );
+        }
+        out
+    }
+}
+
+impl ModelLoader for SdLoader {
+    fn load(&self, device: DeviceSpec) -> Result<Box<dyn DeviceModel>> {
+        // The recipe's default scheduler loads now, so a broken model stops the run before any job starts.
+        let kind = parse_scheduler(self.default_scheduler.as_deref())?;
+        let sd = load_with(
+            &self.source,
+            device,
+            &self.dtype,
+            kind,
+            self.controlnet.as_deref(),
+        )?;
+        Ok(Box::new(SdDevice { sd }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_scheduler_comes_from_the_config_class() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("scheduler")).unwrap();
+        let cfg = dir.path().join("scheduler/scheduler_config.json");
+        std::fs::write(&cfg, r#"{"_class_name": "PNDMScheduler"}"#).unwrap();
+        assert_eq!(default_scheduler_name(dir.path()), "pndm");
+        std::fs::write(
+            &cfg,
+            r#"{"_class_name": "DPMSolverMultistepScheduler", "use_karras_sigmas": true}"#,
+        )
+        .unwrap();
+        assert_eq!(default_scheduler_name(dir.path()), "dpmpp2m_karras");
+        std::fs::write(&cfg, r#"{"_class_name": "LMSDiscreteScheduler"}"#).unwrap();
+        assert_eq!(default_scheduler_name(dir.path()), "LMSDiscreteScheduler");
+    }
+
+    #[test]
+    fn recipe_scheduler_names_parse_in_the_library() {
+        for name in crate::config::recipe::SCHEDULERS {
+            let kind = parse_scheduler(Some(name)).unwrap().unwrap();
+            assert_eq!(kind.as_str(), *name);
+        }
+    }
+}

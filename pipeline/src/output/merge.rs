@@ -1,0 +1,254 @@
+//! Merging several output folders (the shards of a cluster run) into one, deduplicated by sample_id. The result is
+//! built in a temp folder next to the destination and renamed into place, so it is complete or absent. Inputs are
+//! not trusted: every sample id they hold must be one texaug makes ([`is_sample_id`]) before it names a folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use texaug_stages::files::TEMP_PREFIX;
+
+use super::layout::{
+    is_sample_id, journal_name, manifest_dir, parquet_name, part_tag, sample_dir, MERGED_PART,
+    RUN_TOML,
+};
+use super::ledger::read_journal;
+use super::parquet::{read_parquet, write_parquet};
+use super::reader::read_output;
+use super::record::SampleRecord;
+use super::tree::{files_under, link_or_copy};
+
+/// What a merge made.
+#[derive(Debug)]
+pub struct MergeSummary {
+    pub samples: usize,
+    pub ok: usize,
+}
+
+/// Keeps one record per sample_id: an ok record beats a failed one; otherwise the earlier input wins.
+pub fn dedupe(inputs: Vec<(usize, Vec<SampleRecord>)>) -> BTreeMap<String, (usize, SampleRecord)> {
+    let mut out: BTreeMap<String, (usize, SampleRecord)> = BTreeMap::new();
+    for (i, records) in inputs {
+        for r in records {
+            match out.get(&r.sample_id) {
+                Some((_, kept)) if kept.is_ok() || !r.is_ok() => {}
+                _ => {
+                    out.insert(r.sample_id.clone(), (i, r));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Checks every sample id of an input's manifest files (each journal, or the Parquet part of a shard without
+/// one — what [`read_output`] reads) before any becomes a path: an id that is not 16 lowercase hex characters is
+/// an error naming the input, the file and the journal line or Parquet row (1-based).
+pub fn check_sample_ids(input: &Path) -> Result<()> {
+    let dir = manifest_dir(input);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(()); // read_output says what is missing
+    };
+    let mut tags: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| part_tag(&e.file_name().to_string_lossy()).map(str::to_string))
+        .collect();
+    tags.sort();
+    tags.dedup();
+    for tag in tags {
+        let journal = dir.join(journal_name(&tag));
+        let (file, records, unit) = if journal.is_file() {
+            (journal.clone(), read_journal(&journal)?.0, "line")
+        } else {
+            let part = dir.join(parquet_name(&tag));
+            let records = read_parquet(&part)?;
+            (part, records, "row")
+        };
+        if let Some((i, r)) = records
+            .iter()
+            .enumerate()
+            .find(|(_, r)| !is_sample_id(&r.sample_id))
+        {
+            bail!(
+                "{}: {} {unit} {}: sample_id {:?} is not a texaug sample id (16 lowercase hex characters); the \
+                 manifest was edited or is not texaug's: fix or remove that {unit}, or merge without this input",
+                input.display(),
+                file.display(),
+                i + 1,
+                r.sample_id
+            );
+        }
+    }
+    Ok(())
+}
+
+fn staging_dir(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "merged".into());
+    out.with_file_name(format!("{}{name}-{}", TEMP_PREFIX, std::process::id()))
+}
+
+pub fn merge(inputs: &[PathBuf], out: &Path, copy: bool) -> Result<MergeSummary> {
+    if let Ok(mut rd) = std::fs::read_dir(out) {
+        if rd.next().is_some() {
+            bail!(
+                "{} exists and is not empty; merge into a new folder (or remove it first)",
+                out.display()
+            );
+        }
+    }
+    let mut parts = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        check_sample_ids(input)?;
+        let records = read_output(input).with_context(|| format!("reading {}", input.display()))?;
+        parts.push((i, records));
+    }
+    let kept = dedupe(parts);
+    let stage = staging_dir(out);
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage)?;
+    }
+    let result = build(inputs, &kept, &stage, copy);
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&stage);
+        return Err(e);
+    }
+    if out.exists() {
+        std::fs::remove_dir(out)
+            .with_context(|| format!("replacing the empty {}", out.display()))?;
+    }
+    std::fs::rename(&stage, out)
+        .with_context(|| format!("moving the merged folder into place at {}", out.display()))?;
+    let ok = kept.values().filter(|(_, r)| r.is_ok()).count();
+    Ok(MergeSummary {
+        samples: kept.len(),
+        ok,
+    })
+}
+
+fn build(
+    inputs: &[PathBuf],
+    kept: &BTreeMap<String, (usize, SampleRecord)>,
+    stage: &Path,
+    copy: bool,
+) -> Result<()> {
+    std::fs::create_dir_all(manifest_dir(stage))?;
+    for (id, (i, r)) in kept {
+        if !r.is_ok() {
+            continue;
+        }
+        let from = sample_dir(&inputs[*i], id);
+        let files = files_under(&from);
+        if files.is_empty() {
+            bail!(
+                "{}: sample {id} is recorded as ok but its folder {} is empty or missing; \
+                 run that shard again with --resume after removing its row, or merge without that input",
+                inputs[*i].display(),
+                from.display()
+            );
+        }
+        let to = sample_dir(stage, id);
+        for f in files {
+            link_or_copy(&from.join(&f), &to.join(&f), copy)
+                .with_context(|| format!("copying {}", from.join(&f).display()))?;
+        }
+    }
+    if let Some(run_toml) = inputs
+        .iter()
+        .map(|p| p.join(RUN_TOML))
+        .find(|p| p.is_file())
+    {
+        std::fs::copy(&run_toml, stage.join(RUN_TOML))?;
+    }
+    let rows: Vec<SampleRecord> = kept.values().map(|(_, r)| r.clone()).collect();
+    write_parquet(&rows, &manifest_dir(stage).join(MERGED_PART))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::ledger::Ledger;
+    use crate::output::parquet::read_parquet;
+    use crate::output::record::tests::record;
+    use crate::plan::Shard;
+
+    #[test]
+    fn ok_records_win_over_failed_ones_whatever_the_order() {
+        let a = vec![record("x", "failed"), record("y", "ok")];
+        let b = vec![
+            record("x", "ok"),
+            record("y", "failed"),
+            record("z", "failed"),
+        ];
+        let kept = dedupe(vec![(0, a), (1, b)]);
+        let view: Vec<(&str, usize, &str)> = kept
+            .iter()
+            .map(|(k, (i, r))| (k.as_str(), *i, r.status.as_str()))
+            .collect();
+        assert_eq!(
+            view,
+            vec![("x", 1, "ok"), ("y", 0, "ok"), ("z", 1, "failed")]
+        );
+    }
+
+    #[test]
+    fn merging_copies_samples_and_refuses_a_full_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs: Vec<PathBuf> = (0..2).map(|i| dir.path().join(format!("in{i}"))).collect();
+        for (i, input) in inputs.iter().enumerate() {
+            let id = format!("{i:016x}");
+            std::fs::create_dir_all(sample_dir(input, &id)).unwrap();
+            std::fs::write(sample_dir(input, &id).join("image.png"), b"png").unwrap();
+            let mut l = Ledger::open(input, Shard { index: i, count: 2 }, false).unwrap();
+            l.append(record(&id, "ok")).unwrap();
+            l.finish().unwrap();
+        }
+        let out = dir.path().join("merged");
+        merge(&inputs, &out, false).unwrap();
+        let rows = read_parquet(&manifest_dir(&out).join(MERGED_PART)).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(out.join("samples/0000000000000001/image.png").is_file());
+        assert!(merge(&inputs, &out, false).is_err());
+        // Nothing is left beside the destination.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.starts_with(TEMP_PREFIX)),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn an_id_that_is_not_texaugs_never_reaches_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        let victim = dir.path().join("victim");
+        std::fs::create_dir_all(victim.join("samples/x")).unwrap();
+        std::fs::write(victim.join("samples/x/image.png"), b"secret").unwrap();
+        let mut l = Ledger::open(&input, Shard::ALL, false).unwrap();
+        l.append(record("00000000000000aa", "ok")).unwrap();
+        l.append(record("../../victim/samples/x", "ok")).unwrap();
+        l.finish().unwrap();
+        let out = dir.path().join("merged");
+        let err = format!(
+            "{:#}",
+            merge(std::slice::from_ref(&input), &out, false).unwrap_err()
+        );
+        assert!(
+            err.contains(&input.display().to_string())
+                && err.contains("part-0000-of-0001.journal.jsonl line 2")
+                && err.contains("../../victim"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        // The Parquet part of a shard without a journal is checked too, by row.
+        std::fs::remove_file(input.join("manifest/part-0000-of-0001.journal.jsonl")).unwrap();
+        let err = format!("{:#}", merge(&[input], &out, false).unwrap_err());
+        assert!(err.contains("part-0000-of-0001.parquet row 1"), "{err}");
+        assert!(!out.exists());
+    }
+}

@@ -1,0 +1,125 @@
+//! The sample manifest as Parquet: `schema_version` and `texaug_version` in the file's key-value metadata, string
+//! columns declared plain UTF-8 (large_string), never string views, so pyarrow, pandas, DuckDB, polars and Daft
+//! open it as is.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use polars::prelude::{
+    CompatLevel, DataFrame, KeyValueMetadata, ParquetReader, ParquetWriter, SchemaExt, SerReader,
+};
+use polars_parquet::arrow::write::schema_to_metadata_key;
+
+use super::record::SampleRecord;
+use texaug_stages::files;
+
+pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+/// The file's key-value metadata. polars declares strings as Arrow string views in the `ARROW:schema` entry that
+/// Arrow readers follow; declaring the schema at the oldest compatibility level instead says large_string, and
+/// the data pages (Parquet byte arrays) are the same either way.
+fn metadata(df: &DataFrame) -> KeyValueMetadata {
+    let arrow_schema = df.schema().to_arrow(CompatLevel::oldest());
+    let arrow = schema_to_metadata_key(&arrow_schema);
+    KeyValueMetadata::from_static(vec![
+        (arrow.key, arrow.value.unwrap_or_default()),
+        (SCHEMA_VERSION_KEY.to_string(), SCHEMA_VERSION.to_string()),
+        (
+            "texaug_version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+    ])
+}
+
+/// Writes the records as Parquet, atomically (temp file in the same folder, fsync, rename).
+pub fn write_parquet(rows: &[SampleRecord], path: &Path) -> Result<()> {
+    let mut df = SampleRecord::to_dataframe(rows)?;
+    let metadata = metadata(&df);
+    files::write_atomic_with(path, |file| {
+        ParquetWriter::new(file)
+            .with_key_value_metadata(Some(metadata))
+            .finish(&mut df)
+            .map(|_| ())
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    })
+    .with_context(|| format!("writing the sample manifest {}", path.display()))
+}
+
+/// Reads a manifest part back into records (for inspect and merge), checking its schema version.
+pub fn read_parquet(path: &Path) -> Result<Vec<SampleRecord>> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("opening manifest {}", path.display()))?;
+    let mut reader = ParquetReader::new(file);
+    let version = reader
+        .get_metadata()
+        .ok()
+        .and_then(|m| m.key_value_metadata().clone())
+        .and_then(|kv| {
+            kv.into_iter()
+                .find(|k| k.key == SCHEMA_VERSION_KEY)
+                .and_then(|k| k.value)
+        });
+    match version.as_deref() {
+        Some(SCHEMA_VERSION) => {}
+        Some(other) => {
+            return Err(anyhow!(
+                "{}: manifest schema version {other}, this texaug reads version {SCHEMA_VERSION}; \
+                 use the texaug release that wrote it",
+                path.display()
+            ))
+        }
+        None => {
+            return Err(anyhow!(
+                "{}: not a texaug sample manifest (no `{SCHEMA_VERSION_KEY}` in its metadata)",
+                path.display()
+            ))
+        }
+    }
+    let df = reader
+        .finish()
+        .with_context(|| format!("reading manifest {}", path.display()))?;
+    SampleRecord::from_dataframe(&df)
+        .with_context(|| format!("reading manifest {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::record::tests::record;
+
+    #[test]
+    fn records_round_trip_through_parquet_with_the_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("part.parquet");
+        let rows = vec![record("a", "ok"), record("b", "failed")];
+        write_parquet(&rows, &p).unwrap();
+        assert_eq!(read_parquet(&p).unwrap(), rows);
+        // No temp file is left next to it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_empty_manifest_still_has_every_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("part.parquet");
+        write_parquet(&[], &p).unwrap();
+        assert!(read_parquet(&p).unwrap().is_empty());
+    }
+
+    #[test]
+    fn strings_are_declared_plain_utf8_not_views() {
+        let df = SampleRecord::to_dataframe(&[record("a", "ok")]).unwrap();
+        let KeyValueMetadata::Static(kv) = metadata(&df) else {
+            panic!("static metadata expected")
+        };
+        let arrow = kv.iter().find(|k| k.key == "ARROW:schema").unwrap();
+        let want = schema_to_metadata_key(&df.schema().to_arrow(CompatLevel::oldest()));
+        assert_eq!(arrow.value, want.value);
+        let views = schema_to_metadata_key(&df.schema().to_arrow(CompatLevel::newest()));
+        assert_ne!(
+            arrow.value, views.value,
+            "the declared schema must not be the string-view one"
+        );
+    }
+}

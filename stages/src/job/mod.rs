@@ -1,0 +1,30 @@
+//! The work one job does, for one asset: what a Rust user calls to re-texture an image or a mesh with a loaded
+//! model, and what the pipeline schedules in pieces (prepare on the CPU, the model on a device, complete and write
+//! on the CPU).
+//!
+//! - [`settings`]: the asset and the job's img2img and depth settings.
+//! - [`prepare`]: the asset loaded and turned into model requests ([`style`] or [`depth`]).
+//! - [`condition`]: depth as the model takes it (depth map or ControlNet control image).
+//! - [`retextured`]: the result in memory; [`write`]: the sample's files, atomically.
+//! - [`run`]: [`retexture`], all of the above in one call.
+
+pub mod condition;
+pub mod depth;
+pub mod error;
+pub mod prepare;
+pub mod request;
+pub mod resize;
+pub mod retextured;
+pub mod run;
+pub mod settings;
+pub mod style;
+pub mod write;
+
+pub use condition::DepthMode;
+pub use depth::DepthStage;
+pub use error::JobError;
+pub use prepare::{prepare, PreparedJob, Stage};
+pub use retextured::{Retextured, RetexturedMesh};
+pub use run::{retexture, run_requests};
+pub use settings::{AssetRef, DepthSettings, DepthSource, JobSettings, ModelSize};
+pub use write::WrittenSample;

@@ -1,0 +1,94 @@
+//! What one job asks for: the img2img settings every stage shares, and the depth stage's own.
+
+use std::path::Path;
+
+use crate::diffusion::schedulers::SchedulerKind;
+use crate::source::SourceKind;
+
+use super::condition::DepthMode;
+
+/// The asset a job re-textures.
+#[derive(Debug, Clone, Copy)]
+pub struct AssetRef<'a> {
+    /// Names the asset in errors (a manifest's `id`, or the file name).
+    pub id: &'a str,
+    pub path: &'a Path,
+    pub kind: SourceKind,
+    /// A depth image for an image asset (8/16-bit PNG or float TIFF, larger = nearer), for depth stages.
+    pub depth: Option<&'a Path>,
+}
+
+/// The resolution the model runs at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSize {
+    /// Images and textures are resized to `n × n` and the result back to their own size (a recipe's `size`).
+    Square(u32),
+    /// An image runs at its own size (its sides must be multiples of the VAE's factor), as diffusers runs it.
+    /// Meshes need a square size for their views and textures.
+    Native,
+}
+
+/// The img2img settings of one job (one sample).
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub strength: f64,
+    pub guidance: f64,
+    pub steps: u32,
+    /// The job's seed; each further request of the job (a texture, a view) takes the next one.
+    pub seed: u64,
+    /// `None`: the scheduler the model was loaded with.
+    pub scheduler: Option<SchedulerKind>,
+    pub size: ModelSize,
+}
+
+/// Azimuths around a mesh (top and bottom views come on top).
+pub const DEFAULT_AZIMUTHS: u32 = 8;
+/// k of the (normal·view)^k weight when views are baked into the texture.
+pub const DEFAULT_SHARPNESS: f64 = 4.0;
+/// Texels of gutter dilated around the UV islands.
+pub const DEFAULT_GUTTER: u32 = 4;
+/// `controlnet_conditioning_scale` when a stage names none.
+pub const DEFAULT_CONDITIONING_SCALE: f64 = 1.0;
+
+/// The depth stage's settings beyond img2img.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DepthSettings {
+    pub azimuths: u32,
+    pub sharpness: f64,
+    pub gutter: u32,
+    pub mode: DepthMode,
+}
+
+impl Default for DepthSettings {
+    fn default() -> Self {
+        DepthSettings {
+            azimuths: DEFAULT_AZIMUTHS,
+            sharpness: DEFAULT_SHARPNESS,
+            gutter: DEFAULT_GUTTER,
+            mode: DepthMode::Unet,
+        }
+    }
+}
+
+/// Where a sample's depth came from, as the manifest's `depth_source` column says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DepthSource {
+    /// Rendered from the mesh.
+    Mesh,
+    /// The source's depth image.
+    File,
+    /// The recipe's depth estimator.
+    Estimator,
+}
+
+impl DepthSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DepthSource::Mesh => "mesh",
+            DepthSource::File => "file",
+            DepthSource::Estimator => "estimator",
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The style stage: img2img of an image, or of every base-color texture of a mesh (one request each).
+
+use image::{RgbImage, RgbaImage};
+
+use crate::diffusion::request::{Condition, Img2ImgRequest};
+use crate::source::{load_image, MeshAsset, SourceKind};
+
+use super::error::JobError;
+use super::request::request;
+use super::resize::{back_to_source, image_back_to_source, to_model_input};
+use super::retextured::{Retextured, RetexturedMesh};
+use super::settings::{AssetRef, JobSettings};
+
+/// What the style stage keeps between prepare and complete.
+#[derive(Debug)]
+pub enum StyleState {
+    Image {
+        original: RgbaImage,
+    },
+    Mesh {
+        asset: Box<MeshAsset>,
+        /// (slot, original texels) in request order.
+        slots: Vec<(usize, RgbaImage)>,
+    },
+}
+
+pub fn prepare(
+    asset: &AssetRef<'_>,
+    settings: &JobSettings,
+) -> Result<(Vec<Img2ImgRequest>, StyleState), JobError> {
+    match asset.kind {
+        SourceKind::Image => {
+            let original = load_image(asset.path)?;
+            let input = to_model_input(&original, settings.size);
+            let requests = vec![request(
+                settings,
+                input,
+                settings.prompt.clone(),
+                0,
+                Condition::None,
+            )];
+            Ok((requests, StyleState::Image { original }))
+        }
+        SourceKind::Mesh => {
+            let mesh = MeshAsset::load(asset.path)?;
+            let slots: Vec<(usize, RgbaImage)> = mesh
+                .base_color_slots()
+                .into_iter()
+                .map(|s| (s.slot, s.image))
+                .collect();
+            if slots.is_empty() {
+                return Err(JobError::NoBaseColorSlot {
+                    path: asset.path.to_path_buf(),
+                });
+            }
+            if settings.size == super::settings::ModelSize::Native {
+                return Err(JobError::MeshNeedsSize {
+                    path: asset.path.to_path_buf(),
+                });
+            }
+            let requests = slots
+                .iter()
+                .map(|(slot, img)| {
+                    let input = to_model_input(img, settings.size);
+                    request(
+                        settings,
+                        input,
+                        settings.prompt.clone(),
+                        *slot as u64,
+                        Condition::None,
+                    )
+                })
+                .collect();
+            let state = StyleState::Mesh {
+                asset: Box::new(mesh),
+                slots,
+            };
+            Ok((requests, state))
+        }
+    }
+}
+
+pub fn complete(state: StyleState, outputs: Vec<RgbImage>) -> Result<Retextured, JobError> {
+    match state {
+        StyleState::Image { original } => Ok(Retextured::Image {
+            image: image_back_to_source(&outputs, &original)?,
+            depth_source: None,
+        }),
+        StyleState::Mesh { asset, slots } => {
+            if outputs.len() != slots.len() {
+                return Err(JobError::OutputCount {
+                    got: outputs.len(),
+                    expected: slots.len(),
+                    what: "base-color slots".into(),
+                });
+            }
+            let textures = slots
+                .iter()
+                .zip(&outputs)
+                .map(|((slot, original), out)| (*slot, back_to_source(out, original)))
+                .collect();
+            Ok(Retextured::Mesh(Box::new(RetexturedMesh {
+                asset: *asset,
+                textures,
+                views: None,
+                coverage: None,
+                depth_source: None,
+            })))
+        }
+    }
+}
