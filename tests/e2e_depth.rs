@@ -384,3 +384,34 @@ fn generate_runs_one_depth_conditioned_image() {
     let img = image::open(&out).unwrap();
     assert_eq!((img.width(), img.height()), (64, 64));
 }
+
+#[test]
+fn a_hub_id_as_estimator_is_refused_by_validate_and_run() {
+    let dir = scratch("hub-estimator");
+    let manifest = write_sources(&dir);
+    // The model is never reached: the estimator is refused first.
+    let recipe = write_recipe(
+        &dir,
+        &manifest,
+        &dir.join("no-model"),
+        "\n[depth]\nestimator = \"Intel/dpt-hybrid-midas\"\n",
+    );
+    let refusal = "\"Intel/dpt-hybrid-midas\" looks like a hub id, but the estimator is a local TorchScript file; \
+                   texaug does not download code: export the estimator yourself (see README) and give its path";
+    let o = run(&["validate", recipe.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(refusal)
+            || String::from_utf8_lossy(&o.stderr).contains(refusal),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["run", recipe.to_str().unwrap(), "--progress", "none"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(refusal),
+        "{}",
+        text(&o)
+    );
+    assert!(!dir.join("out").exists(), "a refused run wrote its output");
+}

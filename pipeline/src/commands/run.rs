@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::exit::EXIT_SAMPLES_FAILED;
 use crate::cli::RunArgs;
 use crate::config::devices::{self, DeviceList, DeviceSpec};
+use crate::config::recipe::{estimator_hub_id_refusal, DepthSpec};
 use crate::engine::pool::{self, PoolConfig};
 use crate::engine::progress::Progress;
 use crate::engine::stage_work::RecipeStages;
@@ -57,6 +58,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let recipe = &loaded.recipe;
     let output = args.output.clone().unwrap_or_else(|| loaded.output_dir());
     let controlnet = recipe.controlnet().map_err(anyhow::Error::msg)?;
+    // Before anything is resolved or written (RecipeStages::new refuses it too, for any other caller).
+    if let Some(id) = recipe.depth.as_ref().and_then(DepthSpec::estimator_hub_id) {
+        bail!(estimator_hub_id_refusal(id));
+    }
     let device_names = match &args.devices {
         Some(list) => devices::names(&DeviceList::One(list.clone())),
         None => devices::names(&recipe.devices.use_),

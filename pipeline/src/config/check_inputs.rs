@@ -10,7 +10,7 @@ use texaug_stages::diffusion::unet_config::UNet2DConditionConfig;
 use texaug_stages::source::MeshAsset;
 
 use super::diagnostic::Diagnostic;
-use super::recipe::{LoadedRecipe, Recipe, StageKind};
+use super::recipe::{estimator_hub_id_refusal, DepthSpec, LoadedRecipe, Recipe, StageKind};
 use super::recipe_load::check;
 use super::recipe_schema::Key;
 use super::sources::{load_manifest, walk_dir, Source, SourceKind};
@@ -74,7 +74,14 @@ fn check_depth(loaded: &LoadedRecipe, sources: &[Source]) -> Vec<Diagnostic> {
     let r = &loaded.recipe;
     let mut out = Vec::new();
     let estimator = r.depth.as_ref().and_then(|d| d.estimator.as_ref());
-    if let Some(e) = estimator {
+    if let Some(id) = r.depth.as_ref().and_then(DepthSpec::estimator_hub_id) {
+        out.push(loaded.diagnostic_at(
+            &[Key::Name("depth"), Key::Name("estimator")],
+            estimator_hub_id_refusal(id),
+            "export the estimator to TorchScript yourself (README: \"Exporting MiDaS / DPT to TorchScript\") and \
+             set estimator to the path of the .pt file",
+        ));
+    } else if let Some(e) = estimator {
         if !e.is_file() {
             out.push(loaded.diagnostic_at(
                 &[Key::Name("depth"), Key::Name("estimator")],
@@ -305,4 +312,88 @@ fn check_model(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::recipe::looks_like_hub_id;
+
+    const RECIPE: &str = r#"
+name = "mugs"
+seed = 7
+[sources]
+manifest = "m.csv"
+[model]
+path = "models/tiny"
+[depth]
+estimator = "ESTIMATOR"
+[[stage]]
+kind = "style"
+prompts = ["a {label} of oak"]
+strength = [0.4, 0.8]
+steps = 4
+size = 64
+"#;
+
+    /// The messages `validate` gives about `[depth] estimator` for a recipe naming `estimator`.
+    fn estimator_messages(dir: &Path, estimator: &str) -> Vec<String> {
+        let p = dir.join("r.toml");
+        std::fs::write(&p, RECIPE.replace("ESTIMATOR", estimator)).unwrap();
+        let (diags, _) = collect(&p);
+        diags
+            .into_iter()
+            .map(|d| d.message)
+            .filter(|m| m.contains("estimator"))
+            .collect()
+    }
+
+    #[test]
+    fn a_hub_id_as_estimator_is_refused_and_a_missing_file_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = estimator_messages(dir.path(), "Intel/dpt-hybrid-midas");
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(
+            m[0].contains("\"Intel/dpt-hybrid-midas\" looks like a hub id")
+                && m[0].contains("is a local TorchScript file; texaug does not download code")
+                && m[0].contains("export the estimator yourself (see README) and give its path"),
+            "{}",
+            m[0]
+        );
+
+        let m = estimator_messages(dir.path(), "models/midas.pt");
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].starts_with("depth estimator not found"), "{}", m[0]);
+
+        // An existing file of that shape is the user's file, not a hub id.
+        std::fs::create_dir_all(dir.path().join("Intel")).unwrap();
+        std::fs::write(
+            dir.path().join("Intel/dpt-hybrid-midas"),
+            b"not torchscript",
+        )
+        .unwrap();
+        let m = estimator_messages(dir.path(), "Intel/dpt-hybrid-midas");
+        assert!(m.is_empty(), "{m:?}");
+    }
+
+    #[test]
+    fn hub_ids_have_the_shape_org_slash_name_without_extension() {
+        assert!(looks_like_hub_id("Intel/dpt-hybrid-midas"));
+        assert!(looks_like_hub_id("intel-isl/MiDaS"));
+        for not in [
+            "midas.pt",
+            "models/midas.pt",
+            "/abs/name",
+            "./org/name",
+            "../org/name",
+            "a/b/c",
+            "org/name.pt",
+            "org/",
+            "/name",
+            "org/name with space",
+            "C:\\models\\midas",
+        ] {
+            assert!(!looks_like_hub_id(not), "{not}");
+        }
+    }
 }

@@ -43,6 +43,43 @@ pub struct DepthSpec {
     /// A TorchScript monocular depth estimator (MiDaS/DPT, output larger = nearer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimator: Option<PathBuf>,
+    /// `estimator` as the recipe wrote it, before it was resolved against the recipe's folder.
+    #[serde(skip)]
+    pub estimator_written: Option<String>,
+}
+
+impl DepthSpec {
+    /// The estimator as written, when it names nothing that exists and has the shape of a hub id (`org/name`, no
+    /// extension): texaug refuses it, since an estimator is code and texaug downloads none.
+    pub fn estimator_hub_id(&self) -> Option<&str> {
+        let written = self.estimator_written.as_deref()?;
+        let resolved = self.estimator.as_ref()?;
+        (looks_like_hub_id(written) && !resolved.exists() && !Path::new(written).exists())
+            .then_some(written)
+    }
+}
+
+/// `org/name`: two parts of letters, digits, `-`, `_`, `.` (neither starting with `.` or `-`), and no extension.
+pub fn looks_like_hub_id(s: &str) -> bool {
+    let mut parts = s.split('/');
+    let (Some(org), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let part = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with(['.', '-'])
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    part(org) && part(name) && Path::new(name).extension().is_none()
+}
+
+/// Why a hub id is refused as `[depth] estimator`.
+pub fn estimator_hub_id_refusal(id: &str) -> String {
+    format!(
+        "[depth] estimator = \"{id}\" looks like a hub id, but the estimator is a local TorchScript file; texaug \
+         does not download code: export the estimator yourself (see README) and give its path"
+    )
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

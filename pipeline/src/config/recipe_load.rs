@@ -97,6 +97,12 @@ fn resolve(base: &Path, p: &mut PathBuf) {
 }
 
 fn resolve_paths(r: &mut Recipe, base: &Path) {
+    if let Some(d) = r.depth.as_mut() {
+        d.estimator_written = d
+            .estimator
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+    }
     for p in [
         r.output.as_mut(),
         r.sources.manifest.as_mut(),

@@ -20,8 +20,8 @@ use texaug_stages::job::{
 
 use super::work::{Prepared, StageWork};
 use crate::config::recipe::{
-    DepthSpec, StageKind, StageSpec, DEFAULT_AZIMUTHS, DEFAULT_CONDITIONING_SCALE, DEFAULT_GUTTER,
-    DEFAULT_SHARPNESS,
+    estimator_hub_id_refusal, DepthSpec, StageKind, StageSpec, DEFAULT_AZIMUTHS,
+    DEFAULT_CONDITIONING_SCALE, DEFAULT_GUTTER, DEFAULT_SHARPNESS,
 };
 use crate::output::disk::{fault_before_write, OutputUnwritable};
 use crate::output::layout::sample_dir;
@@ -88,6 +88,9 @@ impl RecipeStages {
         stages: Vec<StageSpec>,
         depth: Option<&DepthSpec>,
     ) -> anyhow::Result<RecipeStages> {
+        if let Some(id) = depth.and_then(DepthSpec::estimator_hub_id) {
+            anyhow::bail!(estimator_hub_id_refusal(id));
+        }
         let estimator = match depth.and_then(|d| d.estimator.as_ref()) {
             Some(path) => Some(Mutex::new(
                 DepthEstimator::load(path, tch::Device::Cpu)

@@ -284,7 +284,7 @@ fn world_triangles(asset: &MeshAsset) -> Result<WorldTriangles, SourceError> {
                     let ty = reader.component_type(a).unwrap_or(0);
                     if !matches!(ty, 5121 | 5123 | 5125) {
                         return Err(bad(format!(
-                            "mesh {mesh_index} primitive {p}'s indices (accessor {a}) have componentType {ty};                              indices must be unsigned byte, short or int (5121, 5123, 5125)"
+                            "mesh {mesh_index} primitive {p}'s indices (accessor {a}) have componentType {ty}; indices must be unsigned byte, short or int (5121, 5123, 5125)"
                         )));
                     }
                     reader.read(a, 1)?.into_iter().map(|i| i as u32).collect()
@@ -315,7 +315,7 @@ fn world_triangles(asset: &MeshAsset) -> Result<WorldTriangles, SourceError> {
                 let world_position = [w(0) as f32, w(1) as f32, w(2) as f32];
                 if !world_position.iter().all(|c| c.is_finite()) {
                     return Err(bad(format!(
-                        "mesh {mesh_index} primitive {p} vertex {v} has the position {:?}, {:?} in world space,                          which is not a finite number (NaN, infinite, or beyond f32 after the node transforms);                          fix or delete the vertex (or the node's transform) and re-export",
+                        "mesh {mesh_index} primitive {p} vertex {v} has the position {:?}, {:?} in world space, which is not a finite number (NaN, infinite, or beyond f32 after the node transforms); fix or delete the vertex (or the node's transform) and re-export",
                         [x[0], x[1], x[2]],
                         world_position
                     )));
@@ -340,7 +340,7 @@ fn world_triangles(asset: &MeshAsset) -> Result<WorldTriangles, SourceError> {
                 };
                 if !uv.iter().all(|c| c.is_finite()) {
                     return Err(bad(format!(
-                        "mesh {mesh_index} primitive {p} vertex {v} has the texture coordinate {uv:?} (TEXCOORD_{set},                          after KHR_texture_transform), which is not a finite number; re-unwrap the UVs and re-export"
+                        "mesh {mesh_index} primitive {p} vertex {v} has the texture coordinate {uv:?} (TEXCOORD_{set}, after KHR_texture_transform), which is not a finite number; re-unwrap the UVs and re-export"
                     )));
                 }
                 out.uvs.push(uv);
