@@ -143,10 +143,11 @@ impl StageWork for RecipeStages {
             kind: source.kind,
             depth: source.depth.as_deref(),
         };
-        let prepared =
+        let mut prepared =
             prepare(&asset, &self.stage(job)?, &job_settings(job)?).map_err(|e| e.to_string())?;
+        // The requests go to the device; what completing the job needs stays in the state.
         Ok(Prepared {
-            requests: prepared.requests.clone(),
+            requests: std::mem::take(&mut prepared.requests),
             one_batch: prepared.one_batch,
             state: JobState {
                 prepared,
@@ -182,10 +183,8 @@ impl StageWork for RecipeStages {
             }
             written
         });
-        if written.is_err() {
-            // A failed sample leaves no files: its row says why, and a resumed run starts it afresh.
-            let _ = std::fs::remove_dir_all(&dir);
-        }
+        // A failed sample leaves no files (`Retextured::write` removes its folder; nothing before it writes one):
+        // its row says why, and a resumed run starts it afresh.
         if self.profile {
             eprintln!(
                 "texaug: profile {} prepare_ms={:.1} finish_ms={:.1} requests={requests}",

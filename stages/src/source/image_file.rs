@@ -19,30 +19,7 @@ pub fn load_image(path: &Path) -> Result<RgbaImage, SourceError> {
 /// [`load_image`] with the given limits: the file must be a regular file of at most `max_file_bytes`, and its
 /// header's width × height at most `max_image_pixels`, checked before anything is decoded.
 pub fn load_image_with(path: &Path, limits: &SourceLimits) -> Result<RgbaImage, SourceError> {
-    let bytes = read_regular(path, limits.max_file_bytes).map_err(|e| match e {
-        ReadError::Io(source) => SourceError::Io {
-            path: path.to_path_buf(),
-            source,
-        },
-        ReadError::NotRegular(kind) => SourceError::NotAFile {
-            path: path.to_path_buf(),
-            kind: kind.to_string(),
-        },
-        ReadError::Changed => SourceError::NotAFile {
-            path: path.to_path_buf(),
-            kind: "a path that changed while it was being opened".to_string(),
-        },
-        ReadError::TooLarge { size } => SourceError::OverLimit {
-            path: path.to_path_buf(),
-            what: "the image file".to_string(),
-            cause: format!(
-                "is {}, over the {} limit on one file",
-                human_bytes(size),
-                human_bytes(limits.max_file_bytes)
-            ),
-            limit: "max_file_bytes",
-        },
-    })?;
+    let bytes = read_source_file(path, "the image file", limits)?;
     decode_image_bytes(&bytes, limits.max_image_pixels).map_err(|e| match e {
         DecodeError::Bad(cause) => SourceError::BadImage {
             path: path.to_path_buf(),
@@ -188,5 +165,37 @@ pub(crate) fn write_bytes_atomic(bytes: &[u8], path: &Path) -> Result<(), Source
     files::write_atomic_with(path, |f| f.write_all(bytes)).map_err(|source| SourceError::Write {
         path: path.to_path_buf(),
         source,
+    })
+}
+/// Reads a source file itself (an image or a glTF asset): a regular file of at most `max_file_bytes`, every refusal
+/// a [`SourceError`] naming the file; `what` names it in the size message ("the image file").
+pub(crate) fn read_source_file(
+    path: &Path,
+    what: &str,
+    limits: &SourceLimits,
+) -> Result<Vec<u8>, SourceError> {
+    read_regular(path, limits.max_file_bytes).map_err(|e| match e {
+        ReadError::Io(source) => SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        ReadError::NotRegular(kind) => SourceError::NotAFile {
+            path: path.to_path_buf(),
+            kind: kind.to_string(),
+        },
+        ReadError::Changed => SourceError::NotAFile {
+            path: path.to_path_buf(),
+            kind: "a path that changed while it was being opened".to_string(),
+        },
+        ReadError::TooLarge { size } => SourceError::OverLimit {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+            cause: format!(
+                "is {}, over the {} limit on one file",
+                human_bytes(size),
+                human_bytes(limits.max_file_bytes)
+            ),
+            limit: "max_file_bytes",
+        },
     })
 }

@@ -13,11 +13,10 @@ use super::accessor::AccessorReader;
 use super::error::SourceError;
 use super::glb::parse_container;
 use super::gltf_io::{array, get_usize};
-use super::image_file::{decode_image_bytes, image_dimensions, DecodeError};
+use super::image_file::{decode_image_bytes, image_dimensions, read_source_file, DecodeError};
 use super::limits::{human_bytes, SourceLimits};
 use super::material::{base_color_info, texture_image, uv_set};
 use super::uri::resolve_uri;
-use crate::file_read::{read_regular, ReadError};
 
 /// Side of the solid texture made for a material that has only `baseColorFactor`.
 pub const CREATED_TEXTURE_SIZE: u32 = 512;
@@ -143,30 +142,7 @@ impl MeshAsset {
 
     /// [`MeshAsset::load`] with the given limits.
     pub fn load_with(path: &Path, limits: &SourceLimits) -> Result<Self, SourceError> {
-        let bytes = read_regular(path, limits.max_file_bytes).map_err(|e| match e {
-            ReadError::Io(source) => SourceError::Io {
-                path: path.to_path_buf(),
-                source,
-            },
-            ReadError::NotRegular(kind) => SourceError::NotAFile {
-                path: path.to_path_buf(),
-                kind: kind.to_string(),
-            },
-            ReadError::Changed => SourceError::NotAFile {
-                path: path.to_path_buf(),
-                kind: "a path that changed while it was being opened".to_string(),
-            },
-            ReadError::TooLarge { size } => SourceError::OverLimit {
-                path: path.to_path_buf(),
-                what: "the asset file".to_string(),
-                cause: format!(
-                    "is {}, over the {} limit on one file",
-                    human_bytes(size),
-                    human_bytes(limits.max_file_bytes)
-                ),
-                limit: "max_file_bytes",
-            },
-        })?;
+        let bytes = read_source_file(path, "the asset file", limits)?;
         let bad = |cause: String| SourceError::BadGltf {
             path: path.to_path_buf(),
             cause,
