@@ -19,7 +19,7 @@ TEXAUG := target/release/texaug
 TINY_MODEL := output/models/tiny-sd1
 TINY_DEPTH_MODEL := output/models/tiny-sd2-depth
 
-.PHONY: help setup build dist demo test lint fmt bench fixtures fullsize-check clean-output
+.PHONY: help setup build dist demo test lint fmt bench soak fuzz fuzz-seed fixtures fullsize-check clean-output
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -75,6 +75,19 @@ fmt:
 
 bench: setup  ## benchmarks; figures go to bench/RESULTS.md
 	cargo bench --workspace --locked
+
+soak: build $(TINY_MODEL)/model_index.json  ## soak benchmark: 10,000 tiny-model samples, RSS every second (SOAK_N to change)
+	bash bench/soak.sh $(SOAK_N)
+
+SOAK_N ?= 10000
+FUZZ_MINUTES ?= 10
+FUZZ_TARGETS ?= mesh image depth_image manifest_csv manifest_jsonl manifest_parquet recipe
+
+fuzz: setup  ## fuzz each target FUZZ_MINUTES (default 10) under AFL++ (afl.rs); crashes go to fuzz/crashes/
+	bash ci/fuzz/run.sh $(FUZZ_MINUTES) $(FUZZ_TARGETS)
+
+fuzz-seed: $(PYCHECK)  ## re-seed fuzz/corpus from the hostile corpus, demo data, manifests and recipes
+	$(PYCHECK) ci/fuzz/seed.py
 
 fixtures:  ## regenerate tests/fixtures with diffusers (needs Python and network to PyPI)
 	python3 -m venv $(TEXAUG_CACHE)/reference && $(TEXAUG_CACHE)/reference/bin/pip install -q -r ci/reference/requirements.txt

@@ -71,7 +71,7 @@ fn a_valid_recipe_validates() {
 }
 
 #[test]
-fn plan_shards_partition_the_jobs_exactly() {
+fn plan_shards_partition_the_jobs_into_whole_batches() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut rows = String::from("id,path,label\n");
@@ -79,21 +79,31 @@ fn plan_shards_partition_the_jobs_exactly() {
         rows.push_str(&format!("s{i},s{i}.png,mug\n"));
     }
     std::fs::write(d.join("m.csv"), rows).unwrap();
-    let recipe = recipe_without_model(d, "m.csv", "");
-    let all = planned_ids(&recipe, None);
+    let recipe = recipe_without_model(d, "m.csv", "\n[devices]\nbatch = 3\n");
+    let all = planned_units(&recipe, None);
     assert_eq!(all.len(), 21);
+    let unit_of: std::collections::BTreeMap<&str, u64> =
+        all.iter().map(|(id, u)| (id.as_str(), *u)).collect();
     let mut union = Vec::new();
     for i in 0..4 {
-        let part = planned_ids(&recipe, Some(&format!("{i}/4")));
-        // Every 4th job of the sorted plan, starting at i.
-        let expected: Vec<String> = all.iter().skip(i).step_by(4).cloned().collect();
-        assert_eq!(part, expected);
-        union.extend(part);
+        let part = planned_units(&recipe, Some(&format!("{i}/4")));
+        // A shard takes whole batches of the full plan: every job of a batch it holds, with the same batch.
+        let units: BTreeSet<u64> = part.iter().map(|(_, u)| *u).collect();
+        for (id, u) in &part {
+            assert_eq!(
+                unit_of[id.as_str()],
+                *u,
+                "{id} is in another batch in the full plan"
+            );
+        }
+        let whole: usize = all.iter().filter(|(_, u)| units.contains(u)).count();
+        assert_eq!(part.len(), whole, "shard {i} splits a batch");
+        union.extend(part.into_iter().map(|(id, _)| id));
     }
     union.sort();
-    let mut sorted = all.clone();
+    let mut sorted: Vec<String> = all.into_iter().map(|(id, _)| id).collect();
     sorted.sort();
-    assert_eq!(union, sorted);
+    assert_eq!(union, sorted, "the shards partition the plan");
     let o = run(&["plan", recipe.to_str().unwrap(), "--shard", "4/4"]);
     assert_eq!(
         o.status.code(),
@@ -251,4 +261,39 @@ fn a_missing_gpu_is_a_usage_error_that_touches_nothing() {
         "a run that could not start wrote {}",
         out.display()
     );
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_ends_texaug_quietly() {
+    // `texaug plan … | head -1`: the plan (6,000 lines, far over a pipe's buffer) meets a closed pipe. texaug must
+    // end as `ls | head` does (SIGPIPE or success), not panic on the failed print.
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = String::from("id,path,label\n");
+    for i in 0..2000 {
+        rows.push_str(&format!("source-{i:05},s{i}.png,mug\n"));
+    }
+    std::fs::write(dir.path().join("m.csv"), rows).unwrap();
+    let recipe = recipe_without_model(dir.path(), "m.csv", "");
+    let mut child = texaug()
+        .args(["plan", recipe.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The read end is closed here (dropped above); the rest of the plan hits a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            out.status.success() || out.status.signal() == Some(13),
+            "{:?}: {stderr}",
+            out.status
+        );
+    }
 }

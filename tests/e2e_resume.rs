@@ -12,7 +12,7 @@ use std::process::Stdio;
 fn a_killed_run_resumes_to_exactly_the_plan() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_sources(dir.path(), 8, false);
-    let recipe = write_recipe(dir.path(), &manifest, 5, 1);
+    let recipe = write_recipe(dir.path(), &manifest, 5, 4);
     let planned = planned_ids(&recipe, None);
     assert_eq!(planned.len(), 40);
 

@@ -138,6 +138,24 @@ pub(crate) fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ReadE
     Ok(bytes)
 }
 
+/// [`read_regular`] for callers outside this crate (the pipeline's recipe and manifest readers): the same checks,
+/// with the reason a file was refused as an `io::Error` whose message reads after "cannot read <file>: ".
+pub fn read_input_file(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind};
+    read_regular(path, max_bytes).map_err(|e| match e {
+        ReadError::Io(e) => e,
+        ReadError::NotRegular(kind) => Error::new(
+            ErrorKind::InvalidInput,
+            format!("it is {kind}, not a regular file"),
+        ),
+        ReadError::TooLarge { size } => Error::new(
+            ErrorKind::InvalidData,
+            format!("it holds at least {size} bytes, over the limit of {max_bytes} bytes"),
+        ),
+        ReadError::Changed => Error::other("the file changed while it was being opened"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,14 +6,14 @@
 //! - [`texture`]: back-projection of generated views into the UV texture.
 //! - [`job`]: the work of one job on one asset (style or depth), built from the above; [`job::retexture`]
 //!   re-textures an asset with a loaded model in one call.
-//! - [`files`]: atomic writes and file digests; `file_read`: the capped, regular-file-only read of every input.
+//! - [`files`]: atomic writes and file digests; [`file_read`]: the capped, regular-file-only read of every input.
 //!
 //! Layer rule: this crate never depends on the pipeline; `diffusion` never depends on `source`, `depth`,
 //! `texture` or `job`; only `job` combines them (see docs/ARCHITECTURE.md).
 
 pub mod depth;
 pub mod diffusion;
-pub(crate) mod file_read;
+pub mod file_read;
 pub mod files;
 pub mod job;
 pub mod source;

@@ -428,3 +428,64 @@ fn estimator_normalizes_input_and_resizes_output() {
         Err(DepthError::Estimator { .. })
     ));
 }
+
+#[test]
+fn depth_images_over_the_pixel_cap_are_refused_before_decoding() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut limits = texaug_stages::source::SourceLimits::default();
+    limits.max_image_pixels = 5;
+    // A 3×2 float TIFF (6 pixels) and a 3×2 16-bit PNG: over a cap of 5, under the default.
+    let tiff = dir.path().join("d.tif");
+    std::fs::write(&tiff, float_tiff(3, 2, &[1.0; 6], true)).expect("write tiff");
+    let png = dir.path().join("d16.png");
+    ImageBuffer::<Luma<u16>, _>::from_raw(3, 2, vec![7u16; 6])
+        .expect("size")
+        .save(&png)
+        .expect("write png");
+    for path in [&tiff, &png] {
+        assert!(load_depth_image(path).is_ok(), "{}", path.display());
+        let err = texaug_stages::depth::load_depth_image_with(path, &limits)
+            .expect_err("over the pixel cap");
+        let text = err.to_string();
+        assert!(
+            matches!(err, DepthError::OverLimit { .. })
+                && text.contains("3×2")
+                && text.contains("max_image_pixels")
+                && text.contains(&*path.to_string_lossy()),
+            "{text}"
+        );
+    }
+    // A PNG header claiming 100000 × 100000 with no pixel data behind it: refused by the cap, not by the decoder.
+    let mut bomb = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[16, 0, 0, 0, 0]);
+    bomb.extend_from_slice(&13u32.to_be_bytes());
+    bomb.extend_from_slice(&ihdr);
+    bomb.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    for kind in [b"IDAT", b"IEND"] {
+        bomb.extend_from_slice(&0u32.to_be_bytes());
+        bomb.extend_from_slice(kind);
+        bomb.extend_from_slice(&crc32(kind).to_be_bytes());
+    }
+    let path = dir.path().join("bomb.png");
+    std::fs::write(&path, bomb).expect("write png");
+    let err = load_depth_image(&path).expect_err("a bomb");
+    assert!(matches!(err, DepthError::OverLimit { .. }), "{err}");
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

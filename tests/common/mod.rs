@@ -236,7 +236,7 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
-/// (sample_id, source_id) of every planned job, in plan order.
+/// (sample_id, source_id) of every planned job, in plan order (batch by batch, the order a run takes them).
 pub fn planned(recipe: &Path) -> Vec<(String, String)> {
     let o = run(&["plan", recipe.to_str().unwrap(), "--format", "jsonl"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -250,8 +250,8 @@ pub fn planned(recipe: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The `sample_id`s a `texaug plan --format jsonl` prints.
-pub fn planned_ids(recipe: &Path, shard: Option<&str>) -> Vec<String> {
+/// (sample_id, batch index in the full plan) of the jobs `texaug plan --format jsonl` prints, batch by batch.
+pub fn planned_units(recipe: &Path, shard: Option<&str>) -> Vec<(String, u64)> {
     let mut args = vec!["plan", recipe.to_str().unwrap(), "--format", "jsonl"];
     if let Some(s) = shard {
         args.extend(["--shard", s]);
@@ -262,9 +262,22 @@ pub fn planned_ids(recipe: &Path, shard: Option<&str>) -> Vec<String> {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["sample_id"].as_str().unwrap().to_string()
+            (
+                v["sample_id"].as_str().unwrap().to_string(),
+                v["unit"].as_u64().unwrap(),
+            )
         })
         .collect()
+}
+
+/// The `sample_id`s a `texaug plan --format jsonl` prints, sorted (the plan prints them batch by batch).
+pub fn planned_ids(recipe: &Path, shard: Option<&str>) -> Vec<String> {
+    let mut ids: Vec<String> = planned_units(recipe, shard)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// (source_id, status, error, sample_id) of every row of a manifest part.

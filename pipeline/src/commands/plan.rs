@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::{PlanArgs, PlanFormat};
-use crate::plan::{plan_recipe, Shard};
+use crate::plan::{plan_recipe, Job, Shard};
 
 pub fn plan(args: PlanArgs) -> Result<ExitCode> {
-    let (_, jobs) = plan_recipe(&args.recipe, args.shard.unwrap_or(Shard::ALL))?;
+    let (_, units) = plan_recipe(&args.recipe, args.shard.unwrap_or(Shard::ALL))?;
+    let jobs: Vec<&Job> = units.iter().flatten().collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.format {
@@ -28,17 +29,29 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode> {
             let st_w = jobs.iter().map(|j| j.stage.len()).max().unwrap_or(5).max(5);
             writeln!(
                 out,
-                "{:<16}  {:<id_w$}  {:<st_w$}  {:>7}  {:>19}  {:>8}  prompt",
-                "sample_id", "source", "stage", "variant", "seed", "strength"
+                "{:<16}  {:>5}  {:<id_w$}  {:<st_w$}  {:>7}  {:>19}  {:>8}  prompt",
+                "sample_id", "batch", "source", "stage", "variant", "seed", "strength"
             )?;
             for j in &jobs {
                 writeln!(
                     out,
-                    "{:<16}  {:<id_w$}  {:<st_w$}  {:>7}  {:>19}  {:>8.4}  {}",
-                    j.sample_id, j.source_id, j.stage, j.variant, j.seed, j.strength, j.prompt
+                    "{:<16}  {:>5}  {:<id_w$}  {:<st_w$}  {:>7}  {:>19}  {:>8.4}  {}",
+                    j.sample_id,
+                    j.unit,
+                    j.source_id,
+                    j.stage,
+                    j.variant,
+                    j.seed,
+                    j.strength,
+                    j.prompt
                 )?;
             }
-            writeln!(out, "{} jobs", jobs.len())?;
+            writeln!(
+                out,
+                "{} jobs in {} batches (a batch runs its jobs' requests together; see `[devices] batch`)",
+                jobs.len(),
+                units.len()
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

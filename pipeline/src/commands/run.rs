@@ -14,7 +14,6 @@ use crate::config::recipe::{estimator_hub_id_refusal, DepthSpec};
 use crate::engine::pool::{self, PoolConfig};
 use crate::engine::progress::Progress;
 use crate::engine::stage_work::RecipeStages;
-use crate::engine::units::units;
 use crate::model::info::{self, Extras};
 use crate::model::loading::{self, SdLoader};
 use crate::output::disk::OutputUnwritable;
@@ -23,7 +22,7 @@ use crate::output::ledger::{check_resumable, read_journal, Ledger};
 use crate::output::lock::ShardLock;
 use crate::output::row::RunMeta;
 use crate::output::run_toml::write_run_toml;
-use crate::plan::{plan_recipe, Shard};
+use crate::plan::{plan_recipe, Job, Shard};
 
 /// `run_id` = hex(sha256(recipe file hash ‖ shard))[..16]: stable across re-runs and resumes of the same shard, so
 /// two runs of one recipe give identical manifests apart from timing columns.
@@ -51,10 +50,25 @@ fn remove_unrecorded<'a>(
     Ok(())
 }
 
+/// The units a (resumed) run makes: those with a job not yet recorded as done, whole, the done jobs in them marked
+/// [`Job::rerun_only`] so every batch is the one an uninterrupted run makes.
+fn units_to_run(units: Vec<Vec<Job>>, done: &HashSet<String>) -> Vec<Vec<Job>> {
+    units
+        .into_iter()
+        .filter(|u| u.iter().any(|j| !done.contains(&j.sample_id)))
+        .map(|mut u| {
+            for j in &mut u {
+                j.rerun_only = done.contains(&j.sample_id);
+            }
+            u
+        })
+        .collect()
+}
+
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let t0 = Instant::now();
     let shard = args.shard.unwrap_or(Shard::ALL);
-    let (loaded, jobs) = plan_recipe(&args.recipe, shard)?;
+    let (loaded, units) = plan_recipe(&args.recipe, shard)?;
     let recipe = &loaded.recipe;
     let output = args.output.clone().unwrap_or_else(|| loaded.output_dir());
     let controlnet = recipe.controlnet().map_err(anyhow::Error::msg)?;
@@ -103,17 +117,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
     }
     let mut ledger = Ledger::open(&output, shard, resume)?;
-    let done: HashSet<String> = ledger
-        .records()
-        .values()
-        .filter(|r| r.is_ok())
-        .map(|r| r.sample_id.clone())
-        .collect();
-    let total_planned = jobs.len();
-    let todo: Vec<_> = jobs
-        .into_iter()
-        .filter(|j| !done.contains(&j.sample_id))
-        .collect();
+    let done: HashSet<String> = ledger.ok_ids();
+    let total_planned: usize = units.iter().map(Vec::len).sum();
+    let units = units_to_run(units, &done);
+    let todo: Vec<&Job> = units.iter().flatten().filter(|j| !j.rerun_only).collect();
     let skipped = total_planned - todo.len();
     // A killed run may have left some files of the samples it had in flight; they are made again from scratch.
     remove_unrecorded(
@@ -136,17 +143,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let progress = Progress::new(args.progress, todo.len(), &dev_labels);
     progress.start(&meta.run_id, &shard.to_string(), skipped, &dev_labels);
 
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = PoolConfig {
         devices,
         batch: recipe.devices.batch.max(1),
         fail_fast: args.fail_fast,
-        // One CPU worker at most (devices are deduplicated), so it may use every core for its kernels.
-        cpu_threads: cores,
+        // The recipe's, not the machine's: CPU kernels may round differently with another thread count.
+        cpu_threads: recipe.devices.threads.max(1),
+        queue_bytes: recipe.devices.queue_mib.saturating_mul(1 << 20),
     };
     let loader = SdLoader::new(&recipe.model, model_source, controlnet);
     let stages = RecipeStages::new(output.clone(), recipe.stages.clone(), recipe.depth.as_ref())?;
-    let units = units(todo, config.batch);
     let mut count = 0u64;
     let mut recorded: HashSet<String> = HashSet::new();
     let outcome = pool::run(
@@ -176,7 +182,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         },
     );
     // Whatever happened, the Parquet part reflects the journal.
-    let records = ledger.finish();
+    let summary = ledger.finish();
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
@@ -188,19 +194,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             return Err(e);
         }
     };
-    let records = records?;
+    let summary = summary?;
     let elapsed = t0.elapsed().as_secs_f64();
     progress.finish(outcome.done, outcome.failed, elapsed);
 
-    let failed_total = records.values().filter(|r| !r.is_ok()).count();
     eprintln!(
         "texaug: {} sample(s) made this run ({} failed), {} skipped as already done; shard {shard} holds {} \
          ok / {} failed; {:.1} s; output {}",
         outcome.done,
         outcome.failed,
         skipped,
-        records.len() - failed_total,
-        failed_total,
+        summary.ok,
+        summary.failed,
         elapsed,
         output.display()
     );

@@ -121,6 +121,29 @@ pub struct DevicesSpec {
     pub use_: DeviceList,
     #[serde(default = "one")]
     pub batch: usize,
+    /// The most memory, in MiB, that prepared jobs may hold while they wait for a device and for their finish
+    /// (decoded sources, rasterized views, mesh buffers). Prepare pauses while the jobs in flight hold more.
+    #[serde(default = "default_queue_mib")]
+    pub queue_mib: u64,
+    /// Intra-op threads of the CPU device's kernels. A recipe setting with a fixed default, not the machine's
+    /// core count, because CPU kernels may round differently with another thread count: the same recipe gives the
+    /// same bytes on every machine. Raise it for speed on a larger CPU (outputs may then differ by rounding).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+}
+
+/// Two: every CI and laptop machine has them.
+pub const DEFAULT_CPU_THREADS: usize = 2;
+
+fn default_threads() -> usize {
+    DEFAULT_CPU_THREADS
+}
+
+/// 4 GiB: a few hundred 1024² textures, or dozens of large meshes with their views.
+pub const DEFAULT_QUEUE_MIB: u64 = 4096;
+
+fn default_queue_mib() -> u64 {
+    DEFAULT_QUEUE_MIB
 }
 
 impl Default for DevicesSpec {
@@ -128,6 +151,8 @@ impl Default for DevicesSpec {
         DevicesSpec {
             use_: default_devices(),
             batch: 1,
+            queue_mib: DEFAULT_QUEUE_MIB,
+            threads: DEFAULT_CPU_THREADS,
         }
     }
 }

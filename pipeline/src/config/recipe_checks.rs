@@ -84,6 +84,20 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
             "write batch = 1 (or more on a GPU with memory to spare)",
         );
     }
+    if r.devices.threads == 0 || r.devices.threads > 1024 {
+        at(
+            &[Name("devices"), Name("threads")],
+            format!("threads = {} is out of range", r.devices.threads),
+            "write threads = 2 (the default) up to the CPU's core count",
+        );
+    }
+    if r.devices.queue_mib == 0 {
+        at(
+            &[Name("devices"), Name("queue_mib")],
+            "queue_mib must be at least 1".into(),
+            "write queue_mib = 4096 (the default), or less on a machine with little memory",
+        );
+    }
     if r.stages.is_empty() {
         at(
             &[Name("stage")],

@@ -3,12 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
+use texaug_stages::file_read::read_input_file;
 use texaug_stages::files::sha256_hex;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::recipe::{LoadedRecipe, Recipe};
 use super::recipe_checks::semantic_checks;
 use super::recipe_schema::Spans;
+
+/// The largest recipe read: recipes are hand-written TOML of a few kilobytes, so anything this big is a wrong path.
+pub const MAX_RECIPE_BYTES: u64 = 16 << 20;
 
 /// Reads, checks and resolves a recipe; any problem is an error listing all of them.
 pub fn load(path: &Path) -> Result<LoadedRecipe, Diagnostics> {
@@ -21,7 +25,15 @@ pub fn load(path: &Path) -> Result<LoadedRecipe, Diagnostics> {
 
 /// Reads and checks a recipe, returning it (when it parses) and every problem found.
 pub fn check(path: &Path) -> (Option<LoadedRecipe>, Vec<Diagnostic>) {
-    let text = match std::fs::read_to_string(path) {
+    let read = read_input_file(path, MAX_RECIPE_BYTES).and_then(|bytes| {
+        String::from_utf8(bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("it is not UTF-8 text ({e}); recipes are UTF-8 TOML"),
+            )
+        })
+    });
+    let text = match read {
         Ok(t) => t,
         Err(e) => {
             let d = Diagnostic::new(

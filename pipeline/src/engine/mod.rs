@@ -1,14 +1,13 @@
 //! The run's engine (DESIGN §1): prepare in rayon → bounded device queue → one worker thread per device (each owns
 //! its model; tch modules are not `Sync`) → finish in rayon → one ledger writer (the calling thread).
 //!
-//! - [`units`]: the fixed batches, decided before the run.
 //! - [`work`]: the traits the engine drives (stage work, device model, loader, events).
-//! - [`pool`]: the threads and queues.
+//! - [`pool`]: the threads and queues; [`budget`]: the bound on the bytes of prepared jobs in flight.
 //! - [`stage_work`]: the recipe's stages as stage work, through `texaug_stages::job`.
 //! - [`progress`]: bars and JSON events.
 
+pub mod budget;
 pub mod pool;
 pub mod progress;
 pub mod stage_work;
-pub mod units;
 pub mod work;

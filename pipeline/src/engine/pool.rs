@@ -1,6 +1,7 @@
 //! The threads and queues of a run: prepare in rayon → bounded device queue → one worker thread per device (each
 //! owns its model) → finish in rayon → one ledger writer (the calling thread). A panic in prepare or finish fails
-//! that sample, not the run. Units (fixed batches, [`super::units`]) go to whichever device is free.
+//! that sample, not the run. Units (fixed batches, [`crate::plan::batching`]) go to whichever device is free; a
+//! unit's jobs marked `rerun_only` (a resumed run) complete its batch and are neither finished nor recorded.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -12,6 +13,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use image::RgbImage;
 use texaug_stages::diffusion::request::{batch_key, BatchKey, Img2ImgRequest};
 
+use super::budget::ByteBudget;
 use super::work::{DeviceModel, ModelLoader, PoolEvents, Prepared, StageWork};
 use crate::config::devices::DeviceSpec;
 use crate::output::record::SampleRecord;
@@ -23,6 +25,8 @@ pub struct PoolConfig {
     pub batch: usize,
     pub fail_fast: bool,
     pub cpu_threads: usize,
+    /// The most bytes of prepared jobs in flight (queued, on a device, or waiting for their finish).
+    pub queue_bytes: u64,
 }
 
 /// How a pool run ended.
@@ -45,6 +49,8 @@ struct FinishItem<S> {
     result: Result<Vec<RgbImage>, String>,
     device: String,
     started: Instant,
+    /// What the job holds until its finish, released into the byte budget then.
+    bytes: u64,
 }
 
 /// Runs every unit; calls `record` (on this thread, the only writer) for each finished or failed sample.
@@ -67,6 +73,11 @@ pub fn run<W: StageWork>(
     }
     let stop = AtomicBool::new(false);
     let fatal: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let budget = ByteBudget::new(config.queue_bytes);
+    let halt = Halt {
+        stop: &stop,
+        budget: &budget,
+    };
     let n_dev = config.devices.len().max(1);
     let (unit_tx, unit_rx) = unbounded::<Vec<Job>>();
     for u in units {
@@ -94,8 +105,9 @@ pub fn run<W: StageWork>(
     let mut done = 0u64;
     let mut failed = 0u64;
     let mut ledger_error: Option<anyhow::Error> = None;
-    let stop = &stop;
     let fatal = &fatal;
+    let halt = &halt;
+    let budget = &budget;
     prepare_pool.in_place_scope(|prepare_scope| {
         finish_pool.in_place_scope(|finish_scope| {
             std::thread::scope(|thread_scope| {
@@ -104,7 +116,7 @@ pub fn run<W: StageWork>(
                     let (unit_rx, dev_tx, rec_tx) =
                         (unit_rx.clone(), dev_tx.clone(), rec_tx.clone());
                     prepare_scope
-                        .spawn(move |_| prepare_loop(stage, meta, stop, unit_rx, dev_tx, rec_tx));
+                        .spawn(move |_| prepare_loop(stage, meta, halt, unit_rx, dev_tx, rec_tx));
                 }
                 // Device workers: one thread each, owning its model.
                 for (index, device) in config.devices.iter().copied().enumerate() {
@@ -119,7 +131,7 @@ pub fn run<W: StageWork>(
                                 device,
                                 index,
                                 batch,
-                                stop,
+                                halt,
                                 fatal,
                             };
                             worker.run::<W::State>(dev_rx, fin_tx)
@@ -127,7 +139,7 @@ pub fn run<W: StageWork>(
                     if let Err(e) = spawned {
                         set_fatal(
                             fatal,
-                            stop,
+                            halt,
                             anyhow::Error::new(e).context("starting a device thread"),
                         );
                     }
@@ -137,7 +149,15 @@ pub fn run<W: StageWork>(
                     let (fin_rx, rec_tx) = (fin_rx.clone(), rec_tx.clone());
                     finish_scope.spawn(move |_| {
                         while let Ok(item) = fin_rx.recv() {
-                            let _ = rec_tx.send(finish_one(stage, meta, item));
+                            let bytes = item.bytes;
+                            if item.job.rerun_only {
+                                // Recorded before: it ran only to complete its batch.
+                                budget.release(bytes);
+                                continue;
+                            }
+                            let record = finish_one(stage, meta, item);
+                            budget.release(bytes);
+                            let _ = rec_tx.send(record);
                         }
                     });
                 }
@@ -152,14 +172,14 @@ pub fn run<W: StageWork>(
                     let ok = r.is_ok();
                     if let Err(e) = record(r) {
                         ledger_error = Some(e);
-                        stop.store(true, Ordering::SeqCst);
+                        halt.now();
                         continue;
                     }
                     done += 1;
                     if !ok {
                         failed += 1;
                         if config.fail_fast {
-                            stop.store(true, Ordering::SeqCst);
+                            halt.now();
                         }
                     }
                 }
@@ -206,13 +226,9 @@ fn run_unit<S>(
         .map(|it| vec![None; it.prepared.requests.len()])
         .collect();
     let mut errors: Vec<Option<String>> = vec![None; items.len()];
-    for ((alone, _), group) in groups {
-        let size = if alone.is_some() {
-            group.len().max(1)
-        } else {
-            batch
-        };
-        for chunk in group.chunks(size) {
+    for (_, group) in groups {
+        // A job that runs alone (a mesh's views) still never exceeds `batch` per call: its views split.
+        for chunk in group.chunks(batch.max(1)) {
             // Cheap: a request shares its image and condition.
             let reqs: Vec<Img2ImgRequest> = chunk
                 .iter()
@@ -250,6 +266,7 @@ fn run_unit<S>(
                 result,
                 device: device.to_string(),
                 started: item.started,
+                bytes: item.prepared.bytes,
             }
         })
         .collect()
@@ -281,6 +298,7 @@ fn finish_one<W: StageWork>(stage: &W, meta: &RunMeta, item: FinishItem<W::State
         result,
         device,
         started,
+        bytes: _,
     } = item;
     let finished =
         result.and_then(|outputs| caught("finishing", || stage.finish(&job, state, outputs)));
@@ -290,22 +308,40 @@ fn finish_one<W: StageWork>(stage: &W, meta: &RunMeta, item: FinishItem<W::State
     }
 }
 
-fn set_fatal(fatal: &Mutex<Option<anyhow::Error>>, stop: &AtomicBool, e: anyhow::Error) {
+/// Stops the run: no new unit starts, and prepare threads waiting for the byte budget return.
+struct Halt<'a> {
+    stop: &'a AtomicBool,
+    budget: &'a ByteBudget,
+}
+
+impl Halt<'_> {
+    fn now(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.budget.close();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+fn set_fatal(fatal: &Mutex<Option<anyhow::Error>>, halt: &Halt<'_>, e: anyhow::Error) {
     let mut f = fatal.lock().unwrap_or_else(|p| p.into_inner());
     f.get_or_insert(e);
-    stop.store(true, Ordering::SeqCst);
+    drop(f);
+    halt.now();
 }
 
 fn prepare_loop<W: StageWork>(
     stage: &W,
     meta: &RunMeta,
-    stop: &AtomicBool,
+    halt: &Halt<'_>,
     units: Receiver<Vec<Job>>,
     to_device: Sender<Vec<DeviceItem<W::State>>>,
     to_ledger: Sender<SampleRecord>,
 ) {
     while let Ok(unit) = units.recv() {
-        if stop.load(Ordering::SeqCst) {
+        if halt.stopped() {
             return;
         }
         let mut items = Vec::new();
@@ -317,12 +353,18 @@ fn prepare_loop<W: StageWork>(
                     prepared,
                     started,
                 }),
+                Err(_) if job.rerun_only => {}
                 Err(e) => {
                     let _ = to_ledger.send(SampleRecord::failed(&job, meta, "", started, e));
                 }
             }
         }
-        if !items.is_empty() && to_device.send(items).is_err() {
+        if items.is_empty() {
+            continue;
+        }
+        // Held until each job's finish; a unit waits here while the jobs before it hold too much memory.
+        let bytes = items.iter().map(|i| i.prepared.bytes).sum();
+        if !halt.budget.acquire(bytes) || to_device.send(items).is_err() {
             return;
         }
     }
@@ -334,7 +376,7 @@ struct Worker<'a> {
     device: DeviceSpec,
     index: usize,
     batch: usize,
-    stop: &'a AtomicBool,
+    halt: &'a Halt<'a>,
     fatal: &'a Mutex<Option<anyhow::Error>>,
 }
 
@@ -346,13 +388,13 @@ impl Worker<'_> {
             Ok(m) => m,
             Err(e) => {
                 let e = e.context(format!("loading the model on {name}"));
-                set_fatal(self.fatal, self.stop, e);
+                set_fatal(self.fatal, self.halt, e);
                 return;
             }
         };
         self.events.device_ready(&name, t0.elapsed().as_secs_f64());
         while let Ok(items) = from_prepare.recv() {
-            if self.stop.load(Ordering::SeqCst) {
+            if self.halt.stopped() {
                 return;
             }
             let outs = run_unit(model.as_mut(), items, self.batch, &name);

@@ -2,7 +2,7 @@
 use super::*;
 use crate::config::recipe::{Recipe, StageKind};
 use crate::config::sources::{Source, SourceKind};
-use crate::engine::units::units;
+use crate::plan::batching::units;
 use std::path::PathBuf;
 use std::sync::Arc;
 use texaug_stages::job::WrittenSample;
@@ -28,11 +28,16 @@ fn jobs(ids: &[&str], variants: u32) -> Vec<Job> {
     ))
     .unwrap();
     assert_eq!(recipe.stages[0].kind, StageKind::Style);
-    crate::plan::plan(&recipe, &sources)
+    crate::plan::jobs::plan(&recipe, &sources)
 }
 
-/// Requests are 1×1 images whose red channel is the seed's low byte; "bad*" sources fail to prepare.
-struct FakeStage;
+/// Requests are 1×1 images whose red channel is the seed's low byte; "bad*" sources fail to prepare. Each job
+/// claims `bytes_per_job` of memory; `finished` counts finishes.
+#[derive(Default)]
+struct FakeStage {
+    bytes_per_job: u64,
+    finished: Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl StageWork for FakeStage {
     type State = u64;
@@ -53,6 +58,7 @@ impl StageWork for FakeStage {
             requests: vec![req],
             state: job.seed,
             one_batch: false,
+            bytes: self.bytes_per_job,
         })
     }
 
@@ -62,6 +68,7 @@ impl StageWork for FakeStage {
         seed: u64,
         outputs: Vec<RgbImage>,
     ) -> Result<WrittenSample, String> {
+        self.finished.fetch_add(1, Ordering::SeqCst);
         if job.source_id.starts_with("panic") {
             panic!("a bug in finish");
         }
@@ -83,14 +90,25 @@ struct FakeLoader {
     fail: bool,
     /// When set, the model's first batch waits for a message (the test's "a failure was recorded").
     gate: Option<Receiver<()>>,
+    /// When set (the stage's finish counter), each batch records how many jobs the device ran before it that
+    /// were not finished yet, the peak in `unfinished_peak`.
+    finished: Option<Arc<std::sync::atomic::AtomicU64>>,
+    unfinished_peak: Arc<std::sync::atomic::AtomicU64>,
 }
 
-struct FakeModel(Arc<Mutex<Vec<Vec<u64>>>>, Option<Receiver<()>>);
+struct FakeModel(Arc<Mutex<Vec<Vec<u64>>>>, Option<Receiver<()>>, FakeLoader);
 
 impl DeviceModel for FakeModel {
     fn run(&mut self, reqs: &[Img2ImgRequest]) -> Result<Vec<RgbImage>, String> {
         if let Some(gate) = self.1.take() {
             gate.recv().map_err(|e| e.to_string())?;
+        }
+        if let Some(finished) = &self.2.finished {
+            let ran: usize = self.0.lock().unwrap().iter().map(Vec::len).sum();
+            let unfinished = ran as u64 - finished.load(Ordering::SeqCst);
+            self.2
+                .unfinished_peak
+                .fetch_max(unfinished, Ordering::SeqCst);
         }
         self.0
             .lock()
@@ -108,7 +126,11 @@ impl ModelLoader for FakeLoader {
         if self.fail {
             anyhow::bail!("no weights");
         }
-        Ok(Box::new(FakeModel(self.batches.clone(), self.gate.clone())))
+        Ok(Box::new(FakeModel(
+            self.batches.clone(),
+            self.gate.clone(),
+            self.clone(),
+        )))
     }
 }
 
@@ -134,6 +156,7 @@ fn config(batch: usize, fail_fast: bool) -> PoolConfig {
         batch,
         fail_fast,
         cpu_threads: 1,
+        queue_bytes: 1 << 30,
     }
 }
 
@@ -153,7 +176,8 @@ fn run_signalling(
 ) -> anyhow::Result<(PoolOutcome, Vec<SampleRecord>)> {
     let mut records = Vec::new();
     let units = units(jobs, cfg.batch);
-    let outcome = run(cfg, units, &FakeStage, loader, &meta(), &NoEvents, |r| {
+    let stage = FakeStage::default();
+    let outcome = run(cfg, units, &stage, loader, &meta(), &NoEvents, |r| {
         if !r.is_ok() {
             if let Some(tx) = &on_failure {
                 let _ = tx.send(());
@@ -245,7 +269,7 @@ impl StageWork for ViewsStage {
     type State = u64;
 
     fn prepare(&self, job: &Job) -> Result<Prepared<u64>, String> {
-        let mut prepared = FakeStage.prepare(job)?;
+        let mut prepared = FakeStage::default().prepare(job)?;
         let one = prepared.requests[0].clone();
         prepared.requests = (0..5u64)
             .map(|i| Img2ImgRequest {
@@ -271,7 +295,7 @@ impl StageWork for ViewsStage {
 }
 
 #[test]
-fn a_job_that_runs_alone_is_one_batch_whatever_the_batch_size() {
+fn a_job_that_runs_alone_never_shares_a_batch_and_splits_at_the_batch_size() {
     let loader = FakeLoader::default();
     let units = units(jobs(&["a", "b", "c"], 1), 2);
     let outcome = run(
@@ -289,9 +313,10 @@ fn a_job_that_runs_alone_is_one_batch_whatever_the_batch_size() {
     .unwrap();
     assert_eq!(outcome.done, 3);
     let batches = loader.batches.lock().unwrap().clone();
-    assert_eq!(batches.len(), 3, "{batches:?}");
+    // Three jobs of five views, batch 2: 2 + 2 + 1 calls each, never two jobs in one call.
+    assert_eq!(batches.len(), 9, "{batches:?}");
     for b in &batches {
-        assert_eq!(b.len(), 5);
+        assert!(b.len() <= 2, "{b:?}");
         assert!(
             b.windows(2).all(|w| w[1] == w[0] + 1),
             "one job per batch: {b:?}"
@@ -314,4 +339,91 @@ fn a_panic_in_finish_fails_only_its_sample() {
             );
         }
     }
+}
+
+#[test]
+fn prepared_jobs_in_flight_stay_within_the_byte_budget() {
+    // Each job claims 100 bytes; with 150 allowed, a job is prepared for the device only once the one before it
+    // finished, so the device never sees a job run before it still unfinished. With room for all, every job is
+    // still recorded once.
+    for (queue_bytes, bound) in [(150u64, Some(0u64)), (1 << 30, None)] {
+        let stage = FakeStage {
+            bytes_per_job: 100,
+            ..FakeStage::default()
+        };
+        let loader = FakeLoader {
+            finished: Some(stage.finished.clone()),
+            ..FakeLoader::default()
+        };
+        let cfg = PoolConfig {
+            queue_bytes,
+            ..config(1, false)
+        };
+        let all = jobs(
+            &(0..40)
+                .map(|i| format!("s{i}"))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            1,
+        );
+        let mut n = 0;
+        let outcome = run(
+            &cfg,
+            units(all, 1),
+            &stage,
+            &loader,
+            &meta(),
+            &NoEvents,
+            |r| {
+                assert!(r.is_ok(), "{:?}", r.error);
+                n += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!((outcome.done, n), (40, 40));
+        if let Some(bound) = bound {
+            assert_eq!(loader.unfinished_peak.load(Ordering::SeqCst), bound);
+        }
+    }
+}
+
+#[test]
+fn a_rerun_only_job_completes_its_batch_but_is_not_recorded() {
+    let mut all = jobs(&["a", "b", "c", "d"], 1);
+    all[1].rerun_only = true;
+    let skipped = all[1].sample_id.clone();
+    let units = units(all.clone(), 4);
+    assert_eq!(units.len(), 1, "one start step, one unit");
+    let loader = FakeLoader::default();
+    let stage = FakeStage::default();
+    let mut recorded = Vec::new();
+    let outcome = run(
+        &config(4, false),
+        units,
+        &stage,
+        &loader,
+        &meta(),
+        &NoEvents,
+        |r| {
+            recorded.push(r.sample_id.clone());
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(outcome.done, 3);
+    assert!(!recorded.contains(&skipped), "{recorded:?}");
+    let seeds: Vec<u64> = all.iter().map(|j| j.seed).collect();
+    assert_eq!(
+        *loader.batches.lock().unwrap(),
+        vec![seeds],
+        "the batch is the one an uninterrupted run makes"
+    );
+    assert_eq!(
+        stage.finished.load(Ordering::SeqCst),
+        3,
+        "a rerun-only job is not finished"
+    );
 }

@@ -147,6 +147,7 @@ impl StageWork for RecipeStages {
             prepare(&asset, &self.stage(job)?, &job_settings(job)?).map_err(|e| e.to_string())?;
         // The requests go to the device; what completing the job needs stays in the state.
         Ok(Prepared {
+            bytes: prepared.memory_bytes(),
             requests: std::mem::take(&mut prepared.requests),
             one_batch: prepared.one_batch,
             state: JobState {

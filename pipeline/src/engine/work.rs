@@ -13,9 +13,10 @@ use crate::plan::Job;
 pub struct Prepared<S> {
     pub requests: Vec<Img2ImgRequest>,
     pub state: S,
-    /// The requests run together, apart from other jobs, one batch per batch key whatever `batch` says (the views
-    /// of a mesh share their settings and are made as one).
+    /// The requests run apart from other jobs' (the views of a mesh), `batch` at a time.
     pub one_batch: bool,
+    /// The memory the job holds until its finish (pixels, rasters, mesh buffers): the run bounds its queues by it.
+    pub bytes: u64,
 }
 
 /// The CPU work of a stage, before and after the device.

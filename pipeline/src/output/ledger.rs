@@ -2,9 +2,12 @@
 //! rewritten atomically from it. The journal is the truth for `--resume`; a torn last line (a kill mid-write) is
 //! dropped, and a record that cannot be appended in full (a disk that filled up) is cut off again at once. A
 //! resume checks that the journal was written by the same recipe and model ([`check_resumable`]).
+//!
+//! Memory stays flat however long the run: the ledger keeps only where each sample's latest record lies in the
+//! journal, and the Parquet part is written from the journal a chunk of records at a time.
 
-use std::collections::BTreeMap;
-use std::io::Write;
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -12,7 +15,7 @@ use texaug_stages::files;
 
 use super::disk::{fault_before_write, OutputUnwritable};
 use super::layout::{journal_path, manifest_dir, parquet_path};
-use super::parquet::write_parquet;
+use super::parquet::write_parquet_chunked;
 use super::record::SampleRecord;
 use crate::plan::Shard;
 
@@ -20,9 +23,26 @@ use crate::plan::Shard;
 /// manifest is readable while it runs without rewriting cost growing with the square of its size.
 const PARQUET_EVERY: usize = 64;
 
+/// Records per row group when the Parquet part is written from the journal: the memory a rewrite takes.
+const PARQUET_CHUNK: usize = 2048;
+
 /// Reads a journal: every complete line; a torn (unterminated or unparsable) last line is ignored. Returns the
 /// records and the byte length of the complete part.
 pub fn read_journal(path: &Path) -> Result<(Vec<SampleRecord>, u64)> {
+    let (located, valid_len) = read_journal_located(path)?;
+    Ok((located.into_iter().map(|(r, _)| r).collect(), valid_len))
+}
+
+/// Where a record lies in the journal, and whether it is a success.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    offset: u64,
+    len: u64,
+    ok: bool,
+}
+
+/// [`read_journal`], each record with its entry.
+fn read_journal_located(path: &Path) -> Result<(Vec<(SampleRecord, Entry)>, u64)> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
@@ -36,7 +56,12 @@ pub fn read_journal(path: &Path) -> Result<(Vec<SampleRecord>, u64)> {
     for (i, line) in lines.iter().enumerate() {
         match serde_json::from_str::<SampleRecord>(line) {
             Ok(r) => {
-                records.push(r);
+                let entry = Entry {
+                    offset: valid_len,
+                    len: line.len() as u64,
+                    ok: r.is_ok(),
+                };
+                records.push((r, entry));
                 valid_len += line.len() as u64 + 1;
             }
             // A kill can leave a line whose newline reached the disk before its bytes did; drop it only if last.
@@ -109,8 +134,16 @@ pub struct Ledger {
     /// The journal's length after its last complete record.
     journal_len: u64,
     parquet: PathBuf,
-    records: BTreeMap<String, SampleRecord>,
+    /// The latest record of each sample, by id (a retried sample's later record wins).
+    index: BTreeMap<String, Entry>,
     unsaved: usize,
+}
+
+/// How many samples of the shard the journal holds, by outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerSummary {
+    pub ok: usize,
+    pub failed: usize,
 }
 
 impl Ledger {
@@ -133,7 +166,11 @@ impl Ledger {
         std::fs::create_dir_all(manifest_dir(output))
             .with_context(|| format!("creating {}", manifest_dir(output).display()))?;
         files::remove_temp_files_for(&parquet);
-        let (records, valid_len) = read_journal(&journal)?;
+        let (records, valid_len) = read_journal_located(&journal)?;
+        let index = records
+            .into_iter()
+            .map(|(r, entry)| (r.sample_id, entry))
+            .collect();
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -148,14 +185,26 @@ impl Ledger {
             journal_path: journal,
             journal_len: valid_len,
             parquet,
-            records: latest_by_id(records),
+            index,
             unsaved: 0,
         })
     }
 
-    /// Records already in the journal (latest per id).
-    pub fn records(&self) -> &BTreeMap<String, SampleRecord> {
-        &self.records
+    /// The samples whose latest record is a success: what a resumed run does not make again.
+    pub fn ok_ids(&self) -> HashSet<String> {
+        self.index
+            .iter()
+            .filter(|(_, e)| e.ok)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    pub fn summary(&self) -> LedgerSummary {
+        let ok = self.index.values().filter(|e| e.ok).count();
+        LedgerSummary {
+            ok,
+            failed: self.index.len() - ok,
+        }
     }
 
     /// Appends one record durably (write, flush, fsync), then refreshes the Parquet part now and then. A record
@@ -181,28 +230,59 @@ impl Ledger {
                 },
             );
         }
+        let entry = Entry {
+            offset: self.journal_len,
+            len: line.len() as u64 - 1,
+            ok: record.is_ok(),
+        };
         self.journal_len += line.len() as u64;
-        self.records.insert(record.sample_id.clone(), record);
+        self.index.insert(record.sample_id, entry);
         self.unsaved += 1;
-        if self.unsaved >= PARQUET_EVERY.max(self.records.len() / 10) {
+        if self.unsaved >= PARQUET_EVERY.max(self.index.len() / 10) {
             self.save_parquet()?;
         }
         Ok(())
     }
 
+    /// Rewrites the Parquet part from the journal, in sample-id order, [`PARQUET_CHUNK`] records at a time.
     pub fn save_parquet(&mut self) -> Result<()> {
-        let rows: Vec<SampleRecord> = self.records.values().cloned().collect();
-        write_parquet(&rows, &self.parquet).map_err(|e| {
+        let mut reader = std::fs::File::open(&self.journal_path)
+            .with_context(|| format!("reading journal {}", self.journal_path.display()))?;
+        let journal_path = &self.journal_path;
+        let mut entries = self.index.iter().peekable();
+        let mut line = Vec::new();
+        let next_chunk = || -> Result<Option<Vec<SampleRecord>>> {
+            if entries.peek().is_none() {
+                return Ok(None);
+            }
+            let mut rows = Vec::with_capacity(PARQUET_CHUNK);
+            for (id, e) in entries.by_ref().take(PARQUET_CHUNK) {
+                line.resize(e.len as usize, 0);
+                reader
+                    .seek(SeekFrom::Start(e.offset))
+                    .and_then(|_| reader.read_exact(&mut line))
+                    .with_context(|| format!("reading journal {}", journal_path.display()))?;
+                let record: SampleRecord = serde_json::from_slice(&line).with_context(|| {
+                    format!(
+                        "{}: the record of sample {id} changed on disk while the run wrote it",
+                        journal_path.display()
+                    )
+                })?;
+                rows.push(record);
+            }
+            Ok(Some(rows))
+        };
+        write_parquet_chunked(&self.parquet, next_chunk).map_err(|e| {
             OutputUnwritable::classify_anyhow(e, "the manifest part", &self.parquet)
         })?;
         self.unsaved = 0;
         Ok(())
     }
 
-    /// Writes the final Parquet part and returns every record of this shard.
-    pub fn finish(mut self) -> Result<BTreeMap<String, SampleRecord>> {
+    /// Writes the final Parquet part and says what the shard holds.
+    pub fn finish(mut self) -> Result<LedgerSummary> {
         self.save_parquet()?;
-        Ok(self.records)
+        Ok(self.summary())
     }
 }
 
@@ -227,15 +307,35 @@ mod tests {
         let (recs, _) = read_journal(&jp).unwrap();
         assert_eq!(recs.len(), 2);
         let mut l = Ledger::open(out, Shard::ALL, true).unwrap();
-        assert_eq!(l.records().len(), 2);
+        assert_eq!(l.summary(), LedgerSummary { ok: 1, failed: 1 });
+        assert_eq!(l.ok_ids(), HashSet::from(["a".to_string()]));
         l.append(record("b", "ok")).unwrap();
-        let all = l.finish().unwrap();
-        assert!(all.values().all(|r| r.is_ok()));
+        assert_eq!(l.finish().unwrap(), LedgerSummary { ok: 2, failed: 0 });
         let (recs, _) = read_journal(&jp).unwrap();
         assert_eq!(recs.len(), 3);
         let part = read_parquet(&parquet_path(out, Shard::ALL)).unwrap();
         let ids: Vec<&str> = part.iter().map(|r| r.sample_id.as_str()).collect();
         assert_eq!(ids, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn the_part_is_written_from_the_journal_in_chunks_with_the_latest_record_of_each_sample() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let mut l = Ledger::open(out, Shard::ALL, false).unwrap();
+        let n = PARQUET_CHUNK * 2 + 17;
+        for i in (0..n).rev() {
+            let status = if i % 3 == 0 { "failed" } else { "ok" };
+            l.append(record(&format!("s{i:05}"), status)).unwrap();
+        }
+        // Retried: the later record wins.
+        l.append(record("s00000", "ok")).unwrap();
+        assert_eq!(l.finish().unwrap().failed, (n - 1) / 3);
+        let part = read_parquet(&parquet_path(out, Shard::ALL)).unwrap();
+        let ids: Vec<String> = part.iter().map(|r| r.sample_id.clone()).collect();
+        let expected: Vec<String> = (0..n).map(|i| format!("s{i:05}")).collect();
+        assert_eq!(ids, expected, "every sample once, sorted by id");
+        assert!(part[0].is_ok() && !part[3].is_ok());
     }
 
     #[test]

@@ -46,6 +46,44 @@ pub fn write_parquet(rows: &[SampleRecord], path: &Path) -> Result<()> {
     .with_context(|| format!("writing the sample manifest {}", path.display()))
 }
 
+/// Writes the records `next_chunk` hands out (one row group each, until it gives `None`) as Parquet, atomically:
+/// memory is bounded by a chunk however many rows the part holds.
+pub fn write_parquet_chunked(
+    path: &Path,
+    mut next_chunk: impl FnMut() -> Result<Option<Vec<SampleRecord>>>,
+) -> Result<()> {
+    let empty = SampleRecord::to_dataframe(&[])?;
+    let metadata = metadata(&empty);
+    let mut source_error = None;
+    let written = files::write_atomic_with(path, |file| {
+        let polars_error = |e: polars::prelude::PolarsError| std::io::Error::other(e.to_string());
+        let mut writer = ParquetWriter::new(file)
+            .with_key_value_metadata(Some(metadata))
+            .batched(empty.schema())
+            .map_err(polars_error)?;
+        loop {
+            match next_chunk() {
+                Ok(Some(rows)) => {
+                    let df = SampleRecord::to_dataframe(&rows)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    writer.write_batch(&df).map_err(polars_error)?;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    source_error = Some(e);
+                    return Err(std::io::Error::other(message));
+                }
+            }
+        }
+        writer.finish().map(|_| ()).map_err(polars_error)
+    });
+    if let Some(e) = source_error {
+        return Err(e.context(format!("writing the sample manifest {}", path.display())));
+    }
+    written.with_context(|| format!("writing the sample manifest {}", path.display()))
+}
+
 /// Reads a manifest part back into records (for inspect and merge), checking its schema version.
 pub fn read_parquet(path: &Path) -> Result<Vec<SampleRecord>> {
     let file = std::fs::File::open(path)

@@ -23,6 +23,12 @@ pub enum DepthError {
     Read { path: PathBuf, cause: String },
     #[error("depth image {path} has an unsupported layout: {what}; use an 8/16-bit grayscale PNG or a 32-bit float TIFF")]
     Unsupported { path: PathBuf, what: String },
+    #[error("depth image {path} {cause} (limit `{limit}`); downscale it, or raise the limit in SourceLimits")]
+    OverLimit {
+        path: PathBuf,
+        cause: String,
+        limit: &'static str,
+    },
     #[error("depth estimator {path}: {cause}")]
     Estimator { path: PathBuf, cause: String },
 }

@@ -12,7 +12,9 @@
 
 use super::error::DepthError;
 use crate::file_read::{read_regular, ReadError};
-use image::DynamicImage;
+use crate::source::SourceLimits;
+use image::{DynamicImage, ImageReader, Limits};
+use std::io::Cursor;
 use std::path::Path;
 
 /// A dense row-major `f32` map (larger = nearer).
@@ -91,8 +93,12 @@ impl DepthMap {
 
 /// Loads a depth image (see the module docs for formats and the larger-is-nearer convention).
 pub fn load_depth_image(path: impl AsRef<Path>) -> Result<DepthMap, DepthError> {
-    let path = path.as_ref();
-    let limits = crate::source::SourceLimits::default();
+    load_depth_image_with(path.as_ref(), &SourceLimits::default())
+}
+
+/// [`load_depth_image`] with the given limits: a regular file of at most `max_file_bytes`, at most
+/// `max_image_pixels` by its header, checked before any pixel is decoded.
+pub fn load_depth_image_with(path: &Path, limits: &SourceLimits) -> Result<DepthMap, DepthError> {
     let bytes = read_regular(path, limits.max_file_bytes).map_err(|e| DepthError::Read {
         path: path.to_path_buf(),
         cause: match e {
@@ -105,16 +111,42 @@ pub fn load_depth_image(path: impl AsRef<Path>) -> Result<DepthMap, DepthError> 
             ReadError::Changed => "the file changed while it was being opened".into(),
         },
     })?;
+    let over = |width: u64, height: u64| {
+        DepthError::OverLimit {
+        path: path.to_path_buf(),
+        cause: format!(
+            "is {width}×{height} ({} pixels) by its header, over the limit of {} pixels; it was not decoded",
+            width.saturating_mul(height),
+            limits.max_image_pixels
+        ),
+        limit: "max_image_pixels",
+    }
+    };
     let is_tiff = bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*");
     if is_tiff {
-        if let Some(map) = read_float_gray_tiff(&bytes, path)? {
+        if let Some(map) = read_float_gray_tiff(&bytes, path, limits.max_image_pixels, over)? {
             return Ok(map);
         }
     }
-    let img = image::load_from_memory(&bytes).map_err(|e| DepthError::Read {
+    let unreadable = |e: image::ImageError| DepthError::Read {
         path: path.to_path_buf(),
         cause: e.to_string(),
-    })?;
+    };
+    let reader = || {
+        ImageReader::new(Cursor::new(bytes.as_slice()))
+            .with_guessed_format()
+            .map_err(|e| unreadable(e.into()))
+    };
+    let (width, height) = reader()?.into_dimensions().map_err(unreadable)?;
+    if u64::from(width) * u64::from(height) > limits.max_image_pixels {
+        return Err(over(width.into(), height.into()));
+    }
+    let mut reader = reader()?;
+    // The decoder's own cap, should a header understate what decoding allocates: 4-channel f32 at most.
+    let mut decode_limits = Limits::default();
+    decode_limits.max_alloc = Some(limits.max_image_pixels.saturating_mul(16).max(1 << 20));
+    reader.limits(decode_limits);
+    let img = reader.decode().map_err(unreadable)?;
     from_dynamic(img, path)
 }
 
@@ -164,7 +196,12 @@ fn from_dynamic(img: DynamicImage, path: &Path) -> Result<DepthMap, DepthError> 
 
 /// Reads a one-channel IEEE float TIFF (strips, uncompressed). `Ok(None)` when the file is some
 /// other kind of TIFF, which the `image` decoder then handles.
-fn read_float_gray_tiff(bytes: &[u8], path: &Path) -> Result<Option<DepthMap>, DepthError> {
+fn read_float_gray_tiff(
+    bytes: &[u8],
+    path: &Path,
+    max_pixels: u64,
+    over: impl Fn(u64, u64) -> DepthError,
+) -> Result<Option<DepthMap>, DepthError> {
     let bad = |what: &str| DepthError::Read {
         path: path.to_path_buf(),
         cause: format!("malformed TIFF: {what}"),
@@ -248,7 +285,10 @@ fn read_float_gray_tiff(bytes: &[u8], path: &Path) -> Result<Option<DepthMap>, D
             ),
         });
     }
-    let pixels = width.saturating_mul(height) as usize;
+    if width.saturating_mul(height) > max_pixels {
+        return Err(over(width, height));
+    }
+    let pixels = (width * height) as usize;
     let step = (bits / 8) as usize;
     let mut data = Vec::with_capacity(pixels.min(bytes.len() / step));
     for (s, &off) in offsets.iter().enumerate() {

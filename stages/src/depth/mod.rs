@@ -19,7 +19,7 @@ pub mod views;
 pub use camera::Camera;
 pub use error::DepthError;
 pub use estimator::{DepthEstimator, DepthNormalization};
-pub use image_depth::{load_depth_image, DepthMap};
+pub use image_depth::{load_depth_image, load_depth_image_with, DepthMap};
 pub use mesh_view::MeshView;
 pub use raster::{rasterize, rasterize_with, RasterOptions, ViewRaster, NO_TRIANGLE};
 pub use views::{view_schedule, view_schedule_with, View, ViewOptions};

@@ -21,6 +21,7 @@ use crate::texture::TextureBaker;
 
 use super::condition::{condition, flat_depth, from_u16, DepthMode};
 use super::error::JobError;
+use super::memory;
 use super::request::request;
 use super::resize::{back_to_source, image_back_to_source, to_model_input};
 use super::retextured::{Retextured, RetexturedMesh};
@@ -60,6 +61,24 @@ fn mesh_view(t: &WorldTriangles) -> Result<MeshView<'_>, JobError> {
         &t.indices,
         &t.slot_of_triangle,
     )?)
+}
+
+impl DepthState {
+    /// The memory it holds (see [`super::memory`]).
+    pub fn memory_bytes(&self) -> u64 {
+        match self {
+            DepthState::Image { original, .. } => memory::rgba_bytes(original),
+            DepthState::Mesh(m) => {
+                memory::asset_bytes(&m.asset)
+                    + memory::triangle_bytes(&m.triangles)
+                    + m.views
+                        .iter()
+                        .map(|(_, r)| memory::raster_bytes(r))
+                        .sum::<u64>()
+                    + m.originals.iter().map(memory::rgba_bytes).sum::<u64>()
+            }
+        }
+    }
 }
 
 /// The view's name in the prompt: "front-right view of a mug carved from oak".

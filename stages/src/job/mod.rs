@@ -5,12 +5,14 @@
 //! - [`settings`]: the asset and the job's img2img and depth settings.
 //! - [`prepare`]: the asset loaded and turned into model requests ([`style`] or [`depth`]).
 //! - [`condition`]: depth as the model takes it (depth map or ControlNet control image).
+//! - [`memory`]: the bytes a prepared job holds, for the pipeline's queue bounds.
 //! - [`retextured`]: the result in memory; [`write`]: the sample's files, atomically.
 //! - [`run`]: [`retexture`], all of the above in one call.
 
 pub mod condition;
 pub mod depth;
 pub mod error;
+pub mod memory;
 pub mod prepare;
 pub mod request;
 pub mod resize;

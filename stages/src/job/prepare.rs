@@ -6,6 +6,7 @@ use crate::diffusion::request::Img2ImgRequest;
 
 use super::depth::{self, DepthStage, DepthState};
 use super::error::JobError;
+use super::memory;
 use super::retextured::Retextured;
 use super::settings::{AssetRef, JobSettings};
 use super::style::{self, StyleState};
@@ -62,6 +63,16 @@ pub fn prepare(
 }
 
 impl PreparedJob {
+    /// The memory the job holds until it completes: its requests' pixels and conditions and what completing
+    /// needs (sources, rasters, mesh buffers). The pipeline bounds its queues by this.
+    pub fn memory_bytes(&self) -> u64 {
+        memory::request_bytes(&self.requests)
+            + match &self.state {
+                State::Style(s) => s.memory_bytes(),
+                State::Depth(s) => s.memory_bytes(),
+            }
+    }
+
     /// Turns the model's outputs (one per request, in order) into the re-textured asset: resized back to the
     /// source's size, or baked into the mesh's textures (CPU work, no files written).
     pub fn complete(self, outputs: Vec<RgbImage>) -> Result<Retextured, JobError> {

@@ -6,6 +6,7 @@ use crate::diffusion::request::{Condition, Img2ImgRequest};
 use crate::source::{load_image, MeshAsset, SourceKind};
 
 use super::error::JobError;
+use super::memory;
 use super::request::request;
 use super::resize::{back_to_source, image_back_to_source, to_model_input};
 use super::retextured::{Retextured, RetexturedMesh};
@@ -22,6 +23,22 @@ pub enum StyleState {
         /// (slot, original texels) in request order.
         slots: Vec<(usize, RgbaImage)>,
     },
+}
+
+impl StyleState {
+    /// The memory it holds (see [`super::memory`]).
+    pub fn memory_bytes(&self) -> u64 {
+        match self {
+            StyleState::Image { original } => memory::rgba_bytes(original),
+            StyleState::Mesh { asset, slots } => {
+                memory::asset_bytes(asset)
+                    + slots
+                        .iter()
+                        .map(|(_, o)| memory::rgba_bytes(o))
+                        .sum::<u64>()
+            }
+        }
+    }
 }
 
 pub fn prepare(

@@ -2,8 +2,10 @@
 
 use std::path::Path;
 
+use texaug_stages::file_read::read_input_file;
+
 use super::rows::RawRow;
-use super::source::COLUMNS;
+use super::source::{COLUMNS, MAX_MANIFEST_BYTES};
 use crate::config::diagnostic::Diagnostic;
 
 pub fn read_csv(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>> {
@@ -16,10 +18,10 @@ pub fn read_csv(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>> {
             "check the path in [sources] manifest",
         )]
     };
+    let bytes = read_input_file(path, MAX_MANIFEST_BYTES).map_err(|e| cannot(&e))?;
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| cannot(&e))?;
+        .from_reader(bytes.as_slice());
     let headers = reader.headers().map_err(|e| cannot(&e))?.clone();
     let mut diags = Vec::new();
     for (i, h) in headers.iter().enumerate() {

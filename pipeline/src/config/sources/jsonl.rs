@@ -2,19 +2,29 @@
 
 use std::path::Path;
 
+use texaug_stages::file_read::read_input_file;
+
 use super::rows::RawRow;
-use super::source::COLUMNS;
+use super::source::{COLUMNS, MAX_MANIFEST_BYTES};
 use crate::config::diagnostic::Diagnostic;
 
 pub fn read_jsonl(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let cannot = |e: &dyn std::fmt::Display, fix: &str| {
         vec![Diagnostic::new(
             path,
             0,
             0,
             format!("cannot read the manifest: {e}"),
-            "check the path in [sources] manifest",
+            fix,
         )]
+    };
+    let bytes = read_input_file(path, MAX_MANIFEST_BYTES)
+        .map_err(|e| cannot(&e, "check the path in [sources] manifest"))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        cannot(
+            &e,
+            "JSON-lines manifests are UTF-8 text; re-save the file as UTF-8",
+        )
     })?;
     let mut rows = Vec::new();
     let mut diags = Vec::new();

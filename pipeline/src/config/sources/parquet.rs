@@ -3,25 +3,29 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use texaug_stages::file_read::read_input_file;
+
 use super::rows::RawRow;
-use super::source::COLUMNS;
+use super::source::{COLUMNS, MAX_MANIFEST_BYTES};
 use crate::config::diagnostic::Diagnostic;
 
 pub fn read_parquet(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>> {
     use polars::prelude::*;
     let fail = |msg: String, fix: &str| vec![Diagnostic::new(path, 0, 0, msg, fix)];
-    let file = std::fs::File::open(path).map_err(|e| {
+    let bytes = read_input_file(path, MAX_MANIFEST_BYTES).map_err(|e| {
         fail(
             format!("cannot read the manifest: {e}"),
             "check the path in [sources] manifest",
         )
     })?;
-    let df = ParquetReader::new(file).finish().map_err(|e| {
-        fail(
-            format!("not a readable Parquet file: {e}"),
-            "write it with polars, pyarrow or DuckDB",
-        )
-    })?;
+    let df = ParquetReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(|e| {
+            fail(
+                format!("not a readable Parquet file: {e}"),
+                "write it with polars, pyarrow or DuckDB",
+            )
+        })?;
     let mut diags = Vec::new();
     let mut columns: HashMap<&str, Vec<Option<String>>> = HashMap::new();
     for col in df.columns() {

@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 pub use texaug_stages::source::SourceKind;
 
+/// The largest manifest file read (1 GiB, some ten million rows): a manifest is read whole, so a mistaken path
+/// (a dataset archive, a device) fails with a message instead of filling memory.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 30;
+
 /// The columns a source manifest may have.
 pub const COLUMNS: &[&str] = &["id", "path", "label", "kind", "depth", "prompt", "split"];
 

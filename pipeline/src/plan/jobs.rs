@@ -1,55 +1,14 @@
-//! The plan (pure): recipe × sources → jobs sorted by `sample_id`, each with its seed, prompt and strength.
-//! Nothing else decides what a run makes, so `texaug plan` shows exactly what `texaug run` will do.
+//! The jobs (pure): recipe × sources → jobs sorted by `sample_id`, each with its seed, prompt and strength.
 
-use std::fmt;
-use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::recipe::{
-    canonical_scheduler, LoadedRecipe, Recipe, StageKind, StageSpec, Strength, DEFAULT_AZIMUTHS,
+    canonical_scheduler, Recipe, StageKind, StageSpec, Strength, DEFAULT_AZIMUTHS,
 };
-use crate::config::recipe_load;
-use crate::config::sources::{load_recipe_sources, Source, SourceKind};
-
-/// `--shard I/N`: keep the jobs whose index i in the sorted plan has i % N == I.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl Shard {
-    pub const ALL: Shard = Shard { index: 0, count: 1 };
-
-    /// The file-name form used for manifest parts: `0003-of-0016` (zero-padded so parts sort in shard order).
-    pub fn tag(&self) -> String {
-        format!("{:04}-of-{:04}", self.index, self.count)
-    }
-}
-
-impl FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("shard `{s}` must look like I/N with 0 <= I < N, e.g. 0/4");
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let index: usize = i.trim().parse().map_err(|_| bad())?;
-        let count: usize = n.trim().parse().map_err(|_| bad())?;
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-}
-
-impl fmt::Display for Shard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
+use crate::config::sources::{Source, SourceKind};
 
 /// One sample to make.
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +31,12 @@ pub struct Job {
     pub scheduler: Option<String>,
     pub size: u32,
     pub views: Option<u32>,
+    /// The index of its fixed batch in the full plan ([`super::batching::units`]).
+    pub unit: usize,
+    /// Already recorded by the run being resumed: it runs again only so that the rest of its unit batches as in
+    /// an uninterrupted run; nothing of it is written or recorded.
+    #[serde(skip)]
+    pub rerun_only: bool,
 }
 
 /// `sample_id` = hex(sha256(source id ‖ 0 ‖ stage name ‖ 0 ‖ variant))[..16]. The zero bytes keep ("ab","c") and
@@ -185,29 +150,14 @@ pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
                     scheduler: scheduler.clone(),
                     size: stage.size,
                     views: planned_views(stage, &source),
+                    unit: 0,
+                    rerun_only: false,
                 });
             }
         }
     }
     jobs.sort_by(|a, b| a.sample_id.cmp(&b.sample_id));
     jobs
-}
-
-/// Recipe → sources → the (sharded) plan.
-pub fn plan_recipe(recipe: &Path, shard_of: Shard) -> anyhow::Result<(LoadedRecipe, Vec<Job>)> {
-    let loaded = recipe_load::load(recipe)?;
-    let sources = load_recipe_sources(&loaded)?;
-    let jobs = shard(plan(&loaded.recipe, &sources), shard_of);
-    Ok((loaded, jobs))
-}
-
-/// The jobs of one shard.
-pub fn shard(jobs: Vec<Job>, shard: Shard) -> Vec<Job> {
-    jobs.into_iter()
-        .enumerate()
-        .filter(|(i, _)| i % shard.count == shard.index)
-        .map(|(_, j)| j)
-        .collect()
 }
 
 #[cfg(test)]
@@ -313,37 +263,10 @@ mod tests {
     }
 
     #[test]
-    fn shards_partition_the_plan() {
-        let sources: Vec<Source> = (0..7)
-            .map(|i| source(&format!("s{i}"), "mug", None))
-            .collect();
-        let all = plan(&recipe(Strength::Fixed(0.5), 2), &sources);
-        let mut seen = Vec::new();
-        for i in 0..3 {
-            seen.extend(
-                shard(all.clone(), Shard { index: i, count: 3 })
-                    .into_iter()
-                    .map(|j| j.sample_id),
-            );
-        }
-        seen.sort();
-        let all_ids: Vec<_> = all.iter().map(|j| j.sample_id.clone()).collect();
-        assert_eq!(seen, all_ids);
-    }
-
-    #[test]
     fn splitmix_matches_the_reference_sequence() {
         // First outputs for seed 1234567 from the published reference implementation (Vigna, splitmix64.c).
         let mut r = SplitMix64::new(1234567);
         assert_eq!(r.next_u64(), 6457827717110365317);
         assert_eq!(r.next_u64(), 3203168211198807973);
-    }
-
-    #[test]
-    fn shard_parsing_rejects_out_of_range() {
-        assert_eq!("1/3".parse::<Shard>(), Ok(Shard { index: 1, count: 3 }));
-        assert!("3/3".parse::<Shard>().is_err());
-        assert!("1-3".parse::<Shard>().is_err());
-        assert!("0/0".parse::<Shard>().is_err());
     }
 }
