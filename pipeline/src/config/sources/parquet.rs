@@ -7,6 +7,9 @@ use texaug_stages::file_read::read_input_file;
 
 use super::rows::RawRow;
 use super::source::{COLUMNS, MAX_MANIFEST_BYTES};
+
+/// Rows any manifest may declare (ten million), whatever its size.
+const MAX_MANIFEST_ROWS: u64 = 10_000_000;
 use crate::config::diagnostic::Diagnostic;
 
 pub fn read_parquet(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>> {
@@ -18,14 +21,43 @@ pub fn read_parquet(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>
             "check the path in [sources] manifest",
         )
     })?;
-    let df = ParquetReader::new(std::io::Cursor::new(bytes))
-        .finish()
-        .map_err(|e| {
-            fail(
-                format!("not a readable Parquet file: {e}"),
-                "write it with polars, pyarrow or DuckDB",
-            )
-        })?;
+    let unreadable = |cause: String| {
+        fail(
+            format!("not a readable Parquet file: {cause}"),
+            "write it with polars, pyarrow or DuckDB",
+        )
+    };
+    let file_len = bytes.len() as u64;
+    // polars asserts on some corrupt footers and pages instead of returning an error; a bad manifest is the user's
+    // error, not a crash of texaug.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut reader = ParquetReader::new(std::io::Cursor::new(bytes));
+        // The footer's row counts size the decoder's buffers: a corrupt one must not allocate exabytes. A manifest
+        // row takes at least a byte in the file, whatever its encoding, so more rows than bytes is a lie.
+        let rows: u64 = reader
+            .get_metadata()
+            .map_err(|e| e.to_string())?
+            .row_groups
+            .iter()
+            .map(|g| g.num_rows() as u64)
+            .sum();
+        if rows > file_len.min(MAX_MANIFEST_ROWS) {
+            return Err(format!(
+                "its footer declares {rows} rows in {file_len} bytes"
+            ));
+        }
+        reader.finish().map_err(|e| e.to_string())
+    }));
+    let df = decoded
+        .map_err(|panic| {
+            let cause = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the decoder gave up".into());
+            unreadable(format!("corrupt data ({cause})"))
+        })?
+        .map_err(unreadable)?;
     let mut diags = Vec::new();
     let mut columns: HashMap<&str, Vec<Option<String>>> = HashMap::new();
     for col in df.columns() {
@@ -61,7 +93,7 @@ pub fn read_parquet(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>
     if !diags.is_empty() {
         return Err(diags);
     }
-    let get = |c: &str, i: usize| columns.get(c).and_then(|v| v[i].clone());
+    let get = |c: &str, i: usize| columns.get(c).and_then(|v| v.get(i).cloned().flatten());
     Ok((0..df.height())
         .map(|i| {
             let row = RawRow {
