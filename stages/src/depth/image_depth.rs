@@ -11,7 +11,7 @@
 //! matter, not the absolute scale.
 
 use super::error::DepthError;
-use crate::file_read::{read_regular, ReadError};
+use crate::file_read::read_input_file;
 use crate::source::SourceLimits;
 use image::{DynamicImage, ImageReader, Limits};
 use std::io::Cursor;
@@ -99,17 +99,9 @@ pub fn load_depth_image(path: impl AsRef<Path>) -> Result<DepthMap, DepthError> 
 /// [`load_depth_image`] with the given limits: a regular file of at most `max_file_bytes`, at most
 /// `max_image_pixels` by its header, checked before any pixel is decoded.
 pub fn load_depth_image_with(path: &Path, limits: &SourceLimits) -> Result<DepthMap, DepthError> {
-    let bytes = read_regular(path, limits.max_file_bytes).map_err(|e| DepthError::Read {
+    let bytes = read_input_file(path, limits.max_file_bytes).map_err(|e| DepthError::Read {
         path: path.to_path_buf(),
-        cause: match e {
-            ReadError::Io(e) => e.to_string(),
-            ReadError::NotRegular(kind) => format!("it is {kind}, not a regular file"),
-            ReadError::TooLarge { size } => format!(
-                "it holds at least {size} bytes, over the {} byte limit",
-                limits.max_file_bytes
-            ),
-            ReadError::Changed => "the file changed while it was being opened".into(),
-        },
+        cause: e.to_string(),
     })?;
     let over = |width: u64, height: u64| {
         DepthError::OverLimit {

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use texaug_stages::file_read::read_input_file;
 
+use crate::engine::pool::panic_message;
+
 use super::rows::RawRow;
 use super::source::{COLUMNS, MAX_MANIFEST_BYTES};
 
@@ -49,14 +51,7 @@ pub fn read_parquet(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>
         reader.finish().map_err(|e| e.to_string())
     }));
     let df = decoded
-        .map_err(|panic| {
-            let cause = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "the decoder gave up".into());
-            unreadable(format!("corrupt data ({cause})"))
-        })?
+        .map_err(|panic| unreadable(format!("corrupt data ({})", panic_message(panic.as_ref()))))?
         .map_err(unreadable)?;
     let mut diags = Vec::new();
     let mut columns: HashMap<&str, Vec<Option<String>>> = HashMap::new();
