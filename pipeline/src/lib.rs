@@ -14,6 +14,7 @@ mod engine;
 pub mod inputs;
 mod model;
 mod output;
+mod parquet_decode;
 mod plan;
 
 use clap::Parser;

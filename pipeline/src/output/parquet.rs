@@ -5,15 +5,17 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use polars::prelude::{
-    CompatLevel, DataFrame, KeyValueMetadata, ParquetReader, ParquetWriter, SchemaExt, SerReader,
-};
+use polars::prelude::{CompatLevel, DataFrame, KeyValueMetadata, ParquetWriter, SchemaExt};
 use polars_parquet::arrow::write::schema_to_metadata_key;
 
 use super::record::SampleRecord;
+use crate::parquet_decode::decode_parquet;
+use texaug_stages::file_read::read_input_file;
 use texaug_stages::files;
 
 pub const SCHEMA_VERSION: &str = "1";
+/// The largest sample-manifest part read (one shard's rows; a million samples take about 100 MiB).
+const MAX_SAMPLE_MANIFEST_BYTES: u64 = 16 << 30;
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The file's key-value metadata. polars declares strings as Arrow string views in the `ARROW:schema` entry that
@@ -86,18 +88,16 @@ pub fn write_parquet_chunked(
 
 /// Reads a manifest part back into records (for inspect and merge), checking its schema version.
 pub fn read_parquet(path: &Path) -> Result<Vec<SampleRecord>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("opening manifest {}", path.display()))?;
-    let mut reader = ParquetReader::new(file);
-    let version = reader
-        .get_metadata()
-        .ok()
-        .and_then(|m| m.key_value_metadata().clone())
-        .and_then(|kv| {
-            kv.into_iter()
-                .find(|k| k.key == SCHEMA_VERSION_KEY)
-                .and_then(|k| k.value)
-        });
+    // A part `texaug merge` reads may come from anywhere: read it capped, decode it guarded.
+    let bytes = read_input_file(path, MAX_SAMPLE_MANIFEST_BYTES)
+        .with_context(|| format!("reading manifest {}", path.display()))?;
+    let (df, footer) = decode_parquet(bytes, u64::MAX)
+        .map_err(|e| anyhow!("{}: not a readable Parquet file: {e}", path.display()))?;
+    let version = footer.key_value_metadata().clone().and_then(|kv| {
+        kv.into_iter()
+            .find(|k| k.key == SCHEMA_VERSION_KEY)
+            .and_then(|k| k.value)
+    });
     match version.as_deref() {
         Some(SCHEMA_VERSION) => {}
         Some(other) => {
@@ -114,9 +114,6 @@ pub fn read_parquet(path: &Path) -> Result<Vec<SampleRecord>> {
             ))
         }
     }
-    let df = reader
-        .finish()
-        .with_context(|| format!("reading manifest {}", path.display()))?;
     SampleRecord::from_dataframe(&df)
         .with_context(|| format!("reading manifest {}", path.display()))
 }

@@ -5,14 +5,14 @@ use std::path::Path;
 
 use texaug_stages::file_read::read_input_file;
 
-use crate::engine::pool::panic_message;
+use crate::config::diagnostic::Diagnostic;
+use crate::parquet_decode::decode_parquet;
 
 use super::rows::RawRow;
 use super::source::{COLUMNS, MAX_MANIFEST_BYTES};
 
 /// Rows any manifest may declare (ten million), whatever its size.
 const MAX_MANIFEST_ROWS: u64 = 10_000_000;
-use crate::config::diagnostic::Diagnostic;
 
 pub fn read_parquet(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>> {
     use polars::prelude::*;
@@ -29,30 +29,7 @@ pub fn read_parquet(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>
             "write it with polars, pyarrow or DuckDB",
         )
     };
-    let file_len = bytes.len() as u64;
-    // polars asserts on some corrupt footers and pages instead of returning an error; a bad manifest is the user's
-    // error, not a crash of texaug.
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut reader = ParquetReader::new(std::io::Cursor::new(bytes));
-        // The footer's row counts size the decoder's buffers: a corrupt one must not allocate exabytes. A manifest
-        // row takes at least a byte in the file, whatever its encoding, so more rows than bytes is a lie.
-        let rows: u64 = reader
-            .get_metadata()
-            .map_err(|e| e.to_string())?
-            .row_groups
-            .iter()
-            .map(|g| g.num_rows() as u64)
-            .sum();
-        if rows > file_len.min(MAX_MANIFEST_ROWS) {
-            return Err(format!(
-                "its footer declares {rows} rows in {file_len} bytes"
-            ));
-        }
-        reader.finish().map_err(|e| e.to_string())
-    }));
-    let df = decoded
-        .map_err(|panic| unreadable(format!("corrupt data ({})", panic_message(panic.as_ref()))))?
-        .map_err(unreadable)?;
+    let (df, _) = decode_parquet(bytes, MAX_MANIFEST_ROWS).map_err(unreadable)?;
     let mut diags = Vec::new();
     let mut columns: HashMap<&str, Vec<Option<String>>> = HashMap::new();
     for col in df.columns() {
