@@ -183,3 +183,64 @@ fn fail_fast_stops_early_and_keeps_what_is_done() {
     assert_eq!(rows.len(), 15);
     assert_eq!(rows.iter().filter(|r| r.1 == "failed").count(), 3);
 }
+
+/// The decoded pixels of every PNG under a sample folder tree, by relative path.
+fn pngs(samples: &Path) -> std::collections::BTreeMap<std::path::PathBuf, image::RgbaImage> {
+    tree(samples)
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "png"))
+        .map(|(p, bytes)| (p, image::load_from_memory(&bytes).unwrap().to_rgba8()))
+        .collect()
+}
+
+#[test]
+fn batch_one_and_batch_four_agree_within_one_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_sources(dir.path(), 6, true);
+    let mut runs = Vec::new();
+    for batch in [1, 4] {
+        let sub = dir.path().join(format!("b{batch}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let recipe = write_recipe(&sub, &manifest, 2, batch);
+        let units = planned_units(&recipe, None);
+        let mut per_unit = std::collections::BTreeMap::new();
+        for (_, unit) in &units {
+            *per_unit.entry(*unit).or_insert(0) += 1;
+        }
+        let largest = per_unit.values().copied().max().unwrap();
+        // The agreement means something only if batch 4 really runs several jobs in one UNet call.
+        assert_eq!(largest, batch, "batch {batch}: units {per_unit:?}");
+        let out = sub.join("out");
+        let o = run(&[
+            "run",
+            recipe.to_str().unwrap(),
+            "--progress",
+            "none",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        runs.push(pngs(&out.join("samples")));
+    }
+    let (one, four) = (&runs[0], &runs[1]);
+    assert_eq!(
+        one.keys().collect::<Vec<_>>(),
+        four.keys().collect::<Vec<_>>()
+    );
+    assert!(one.len() >= 14, "{} images", one.len());
+    let (mut worst, mut differing, mut total) = (0u8, 0usize, 0usize);
+    for (path, a) in one {
+        let b = &four[path];
+        assert_eq!(a.dimensions(), b.dimensions(), "{}", path.display());
+        for (x, y) in a.as_raw().iter().zip(b.as_raw()) {
+            worst = worst.max(x.abs_diff(*y));
+            differing += usize::from(x != y);
+            total += 1;
+        }
+    }
+    eprintln!(
+        "batch 1 vs 4: {} images, max {worst}, {differing} of {total} values differ",
+        one.len()
+    );
+    assert!(worst <= 1, "batch 1 and batch 4 differ by {worst} levels");
+}

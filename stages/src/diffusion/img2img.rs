@@ -4,7 +4,7 @@
 //! A batch holds jobs with equal [`BatchKey`]s; each job keeps its own seed (diffusers with a list of
 //! generators), prompt, negative prompt and guidance scale.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
@@ -52,7 +52,6 @@ pub struct StableDiffusion {
     device: Device,
     dtype: Kind,
     model_id: String,
-    model_hash: String,
 }
 
 fn load_component(
@@ -60,13 +59,13 @@ fn load_component(
     dir: &Path,
     stem: &str,
     dtype: Kind,
-) -> Result<Vec<PathBuf>, DiffusionError> {
+) -> Result<(), DiffusionError> {
     let files = weights::find_weights(dir, stem, None)?;
     weights::load_into(vs, &files)?;
     if dtype != Kind::Float {
         vs.set_kind(dtype);
     }
-    Ok(files)
+    Ok(())
 }
 
 impl StableDiffusion {
@@ -116,7 +115,7 @@ impl StableDiffusion {
         let mut unet_vs = VarStore::new(device);
         let unet = noise::with_rng_lock(|| UNet2DConditionModel::new(unet_vs.root(), &unet_cfg))
             .map_err(|e| e.at(&unet_dir.join("config.json")))?;
-        let unet_files = load_component(&mut unet_vs, &unet_dir, "diffusion_pytorch_model", dtype)?;
+        load_component(&mut unet_vs, &unet_dir, "diffusion_pytorch_model", dtype)?;
 
         let vae_dir = root.join("vae");
         let vae_cfg = AutoencoderKLConfig::from_file(&vae_dir.join("config.json"))?;
@@ -129,17 +128,8 @@ impl StableDiffusion {
         } else {
             dtype
         };
-        let vae_files =
-            load_component(&mut vae_vs, &vae_dir, "diffusion_pytorch_model", vae_dtype)?;
+        load_component(&mut vae_vs, &vae_dir, "diffusion_pytorch_model", vae_dtype)?;
 
-        let mut labelled = Vec::new();
-        for files in [&te_files, &unet_files, &vae_files] {
-            for f in files {
-                let label = f.strip_prefix(root).unwrap_or(f).display().to_string();
-                labelled.push((label, f.clone()));
-            }
-        }
-        let model_hash = weights::hash_files(&labelled)?;
         let mut sd = Self {
             tokenizer,
             text_encoder,
@@ -154,7 +144,6 @@ impl StableDiffusion {
             device,
             dtype,
             model_id: dir.id,
-            model_hash,
         };
         if root.join("controlnet/config.json").is_file() {
             sd.attach_controlnet(&root.join("controlnet"))?;
@@ -162,8 +151,7 @@ impl StableDiffusion {
         Ok(sd)
     }
 
-    /// Loads a ControlNet (`config.json` + `diffusion_pytorch_model.safetensors`) for this base model. Its weight
-    /// file joins the model hash.
+    /// Loads a ControlNet (`config.json` + `diffusion_pytorch_model.safetensors`) for this base model.
     pub fn attach_controlnet(&mut self, dir: &Path) -> Result<(), DiffusionError> {
         let cfg_path = dir.join("config.json");
         let cfg = ControlNetConfig::from_file(&cfg_path)?;
@@ -172,21 +160,7 @@ impl StableDiffusion {
             .map_err(|e| e.at(&cfg_path))?;
         net.check_compatible(&self.unet)
             .map_err(|e| e.at(&cfg_path))?;
-        let files = load_component(&mut vs, dir, "diffusion_pytorch_model", self.dtype)?;
-        let labelled: Vec<(String, PathBuf)> = files
-            .iter()
-            .map(|f| {
-                let name = f
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                (format!("controlnet/{name}"), f.clone())
-            })
-            .collect();
-        // The combined hash covers the base model's hash and the ControlNet's files.
-        let control_hash = weights::hash_files(&labelled)?;
-        let line = format!("{}  base\n{control_hash}  controlnet\n", self.model_hash);
-        self.model_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(line.as_bytes()));
+        load_component(&mut vs, dir, "diffusion_pytorch_model", self.dtype)?;
         self.controlnet = Some(net);
         self._stores.push(vs);
         Ok(())
@@ -198,11 +172,6 @@ impl StableDiffusion {
 
     pub fn model_id(&self) -> &str {
         &self.model_id
-    }
-
-    /// sha256 over the text encoder, UNet and VAE weight files (see `weights::hash_files`).
-    pub fn model_hash(&self) -> &str {
-        &self.model_hash
     }
 
     fn vae_dtype(&self) -> Kind {

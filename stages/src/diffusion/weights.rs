@@ -1,6 +1,6 @@
 //! Loading diffusers/transformers safetensors into a `VarStore`: one file or a sharded set
 //! (`*.safetensors.index.json`), any float dtype into the store's dtype, with errors that name the key and the
-//! file. Pickle checkpoints are refused. [`hash_files`] gives the manifest's `model_hash`.
+//! file. Pickle checkpoints are refused. (The run hashes the model once, in the pipeline's digest cache.)
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
@@ -370,21 +370,6 @@ pub fn save_varstore(vs: &VarStore, path: &Path, kind: Option<Kind>) -> Result<(
     })
 }
 
-/// sha256 of one file, streamed.
-pub fn sha256_file(path: &Path) -> Result<String, WeightsError> {
-    crate::files::sha256_file(path).map_err(io(path))
-}
-
-/// The model hash over weight files given as `(label, path)`: a single file's own sha256 (what the Hub shows
-/// for it), else the sha256 of `sha256sum`-style lines `"<sha256>  <label>\n"` sorted by label.
-pub fn hash_files(files: &[(String, PathBuf)]) -> Result<String, WeightsError> {
-    let digests = files
-        .iter()
-        .map(|(label, p)| Ok((label.clone(), sha256_file(p)?)))
-        .collect::<Result<Vec<_>, WeightsError>>()?;
-    Ok(crate::files::combined_digest(&digests))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,19 +509,5 @@ mod tests {
             err.contains("arbitrary code") && err.contains("safe_serialization=True"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn hash_of_one_file_is_its_sha256() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a");
-        std::fs::write(&p, b"abc").unwrap();
-        let h = hash_files(&[("a".into(), p.clone())]).unwrap();
-        assert_eq!(
-            h,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        let two = hash_files(&[("a".into(), p.clone()), ("b".into(), p)]).unwrap();
-        assert_ne!(two, h);
     }
 }
