@@ -204,7 +204,7 @@ p = sys.argv[1]
 t = pq.read_table(p)
 assert t.num_rows == 3, t.num_rows
 meta = pq.read_metadata(p).metadata
-assert meta[b"schema_version"] == b"1", meta
+assert meta[b"schema_version"] == b"2", meta
 cols = t.column_names
 assert cols[0] == "sample_id" and cols[-3:] == ["texaug_version", "views", "coverage"], cols
 import pyarrow as pa

@@ -244,3 +244,44 @@ fn batch_one_and_batch_four_agree_within_one_level() {
     );
     assert!(worst <= 1, "batch 1 and batch 4 differ by {worst} levels");
 }
+
+#[test]
+fn json_progress_reports_device_throughput_and_each_samples_own_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_sources(dir.path(), 3, true);
+    let recipe = write_recipe(dir.path(), &manifest, 2, 2);
+    let started = std::time::Instant::now();
+    let o = run(&["run", recipe.to_str().unwrap(), "--progress", "json"]);
+    let wall_ms = started.elapsed().as_millis() as i64;
+    assert!(o.status.success(), "{}", text(&o));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let batches: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "device_batch")
+        .collect();
+    let last = batches.last().expect("no device_batch event");
+    assert_eq!(last["device"], "cpu");
+    assert_eq!(last["samples"], 8, "{last}");
+    // Three images, and the mesh's base-color atlas: one request each.
+    assert!(last["images"].as_u64().unwrap() >= 8, "{last}");
+    assert!(last["images_per_s"].as_f64().unwrap() > 0.0, "{last}");
+    let busy = last["busy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&busy), "{last}");
+    let done: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "sample_done")
+        .collect();
+    assert_eq!(done.len(), 8);
+    for e in done {
+        let (own, queue) = (
+            e["duration_ms"].as_i64().unwrap(),
+            e["queue_ms"].as_i64().unwrap(),
+        );
+        assert!(own >= 0 && queue >= 0, "{e}");
+        // Both are parts of the sample's wall time, which lies inside the run's.
+        assert!(own + queue <= wall_ms + 1, "{e} in a run of {wall_ms} ms");
+    }
+}

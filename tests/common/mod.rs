@@ -200,7 +200,7 @@ pub fn manifest_rows(part: &Path) -> std::collections::BTreeMap<String, Vec<Stri
         .get_column_names()
         .iter()
         .map(|s| s.to_string())
-        .filter(|n| n != "duration_ms" && n != "device")
+        .filter(|n| n != "duration_ms" && n != "queue_ms" && n != "device")
         .collect();
     let mut out = std::collections::BTreeMap::new();
     for i in 0..df.height() {

@@ -1,5 +1,5 @@
 //! afl.rs entry point of the `image` target; the harness is `texaug_fuzz::image`.
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| texaug_fuzz::image(data));
+    afl::fuzz_nohook!(|data: &[u8]| texaug_fuzz::image(data));
 }

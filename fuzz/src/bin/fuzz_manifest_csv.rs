@@ -1,5 +1,5 @@
 //! afl.rs entry point of the `manifest_csv` target; the harness is `texaug_fuzz::manifest_csv`.
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| texaug_fuzz::manifest_csv(data));
+    afl::fuzz_nohook!(|data: &[u8]| texaug_fuzz::manifest_csv(data));
 }

@@ -1,5 +1,5 @@
 //! afl.rs entry point of the `manifest_jsonl` target; the harness is `texaug_fuzz::manifest_jsonl`.
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| texaug_fuzz::manifest_jsonl(data));
+    afl::fuzz_nohook!(|data: &[u8]| texaug_fuzz::manifest_jsonl(data));
 }

@@ -1,5 +1,5 @@
 //! afl.rs entry point of the `recipe` target; the harness is `texaug_fuzz::recipe`.
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| texaug_fuzz::recipe(data));
+    afl::fuzz_nohook!(|data: &[u8]| texaug_fuzz::recipe(data));
 }

@@ -169,15 +169,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                     return Err(anyhow::Error::new(stop));
                 }
             }
-            let (id, status, error) = (
-                record.sample_id.clone(),
-                record.status.clone(),
-                record.error.clone(),
-            );
+            let shown = record.clone();
             ledger.append(record)?;
-            recorded.insert(id.clone());
+            recorded.insert(shown.sample_id.clone());
             count += 1;
-            progress.sample_done(&id, &status, error.as_deref(), count);
+            progress.sample_done(&shown, count);
             Ok(())
         },
     );

@@ -14,10 +14,10 @@ use image::RgbImage;
 use texaug_stages::diffusion::request::{batch_key, BatchKey, Img2ImgRequest};
 
 use super::budget::ByteBudget;
-use super::work::{DeviceModel, ModelLoader, PoolEvents, Prepared, StageWork};
+use super::work::{DeviceModel, DeviceTally, ModelLoader, PoolEvents, Prepared, StageWork};
 use crate::config::devices::DeviceSpec;
 use crate::output::record::SampleRecord;
-use crate::output::row::RunMeta;
+use crate::output::row::{RunMeta, SampleTiming};
 use crate::plan::Job;
 
 pub struct PoolConfig {
@@ -41,6 +41,8 @@ struct DeviceItem<S> {
     job: Job,
     prepared: Prepared<S>,
     started: Instant,
+    /// The job's own time so far (its prepare), in milliseconds.
+    work_ms: f64,
 }
 
 struct FinishItem<S> {
@@ -49,6 +51,8 @@ struct FinishItem<S> {
     result: Result<Vec<RgbImage>, String>,
     device: String,
     started: Instant,
+    /// Its prepare plus its share of the device calls it was in, in milliseconds.
+    work_ms: f64,
     /// What the job holds until its finish, released into the byte budget then.
     bytes: u64,
 }
@@ -203,12 +207,14 @@ pub fn run<W: StageWork>(
 /// shares a batch with another job).
 type GroupKey = (Option<usize>, BatchKey);
 
-/// Runs one unit's requests, grouped by batch key (in order of first appearance), `batch` at a time.
+/// Runs one unit's requests, grouped by batch key (in order of first appearance), `batch` at a time; adds the
+/// images and model time to `tally`.
 fn run_unit<S>(
     model: &mut dyn DeviceModel,
     items: Vec<DeviceItem<S>>,
     batch: usize,
     device: &str,
+    tally: &mut DeviceTally,
 ) -> Vec<FinishItem<S>> {
     // (item index, request index) of every request, grouped by key.
     let mut groups: Vec<(GroupKey, Vec<(usize, usize)>)> = Vec::new();
@@ -226,6 +232,7 @@ fn run_unit<S>(
         .map(|it| vec![None; it.prepared.requests.len()])
         .collect();
     let mut errors: Vec<Option<String>> = vec![None; items.len()];
+    let mut device_ms = vec![0.0f64; items.len()];
     for (_, group) in groups {
         // A job that runs alone (a mesh's views) still never exceeds `batch` per call: its views split.
         for chunk in group.chunks(batch.max(1)) {
@@ -234,7 +241,14 @@ fn run_unit<S>(
                 .iter()
                 .map(|(i, r)| items[*i].prepared.requests[*r].clone())
                 .collect();
-            match model.run(&reqs) {
+            let call = Instant::now();
+            let ran = model.run(&reqs);
+            let call_s = call.elapsed().as_secs_f64();
+            tally.model_s += call_s;
+            tally.images += chunk.len() as u64;
+            let share = call_s * 1e3 / chunk.len() as f64;
+            chunk.iter().for_each(|(i, _)| device_ms[*i] += share);
+            match ran {
                 Ok(images) if images.len() == reqs.len() => {
                     for ((i, r), img) in chunk.iter().zip(images) {
                         outputs[*i][*r] = Some(img);
@@ -255,7 +269,8 @@ fn run_unit<S>(
     items
         .into_iter()
         .zip(outputs.into_iter().zip(errors))
-        .map(|(item, (outs, err))| {
+        .zip(device_ms)
+        .map(|((item, (outs, err)), device_ms)| {
             let result = match err {
                 Some(e) => Err(e),
                 None => Ok(outs.into_iter().flatten().collect()),
@@ -266,6 +281,7 @@ fn run_unit<S>(
                 result,
                 device: device.to_string(),
                 started: item.started,
+                work_ms: item.work_ms + device_ms,
                 bytes: item.prepared.bytes,
             }
         })
@@ -298,14 +314,21 @@ fn finish_one<W: StageWork>(stage: &W, meta: &RunMeta, item: FinishItem<W::State
         result,
         device,
         started,
+        work_ms,
         bytes: _,
     } = item;
+    let finish = Instant::now();
     let finished =
         result.and_then(|outputs| caught("finishing", || stage.finish(&job, state, outputs)));
+    let timing = SampleTiming::of(work_ms + ms_since(finish), ms_since(started));
     match finished {
-        Ok(written) => SampleRecord::finished(&job, meta, &device, started, &written),
-        Err(e) => SampleRecord::failed(&job, meta, &device, started, e),
+        Ok(written) => SampleRecord::finished(&job, meta, &device, timing, &written),
+        Err(e) => SampleRecord::failed(&job, meta, &device, timing, e),
     }
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
 }
 
 /// Stops the run: no new unit starts, and prepare threads waiting for the byte budget return.
@@ -347,15 +370,19 @@ fn prepare_loop<W: StageWork>(
         let mut items = Vec::new();
         for job in unit {
             let started = Instant::now();
-            match caught("preparing", || stage.prepare(&job)) {
+            let prepared = caught("preparing", || stage.prepare(&job));
+            let work_ms = ms_since(started);
+            match prepared {
                 Ok(prepared) => items.push(DeviceItem {
                     job,
                     prepared,
                     started,
+                    work_ms,
                 }),
                 Err(_) if job.rerun_only => {}
                 Err(e) => {
-                    let _ = to_ledger.send(SampleRecord::failed(&job, meta, "", started, e));
+                    let timing = SampleTiming::of(work_ms, work_ms);
+                    let _ = to_ledger.send(SampleRecord::failed(&job, meta, "", timing, e));
                 }
             }
         }
@@ -393,12 +420,17 @@ impl Worker<'_> {
             }
         };
         self.events.device_ready(&name, t0.elapsed().as_secs_f64());
+        let ready = Instant::now();
+        let mut tally = DeviceTally::default();
         while let Ok(items) = from_prepare.recv() {
             if self.halt.stopped() {
                 return;
             }
-            let outs = run_unit(model.as_mut(), items, self.batch, &name);
-            self.events.device_progress(self.index, outs.len() as u64);
+            let outs = run_unit(model.as_mut(), items, self.batch, &name, &mut tally);
+            tally.samples += outs.len() as u64;
+            tally.wall_s = ready.elapsed().as_secs_f64();
+            self.events
+                .device_progress(self.index, outs.len() as u64, &tally);
             for out in outs {
                 if to_finish.send(out).is_err() {
                     return;

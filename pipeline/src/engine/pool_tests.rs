@@ -137,7 +137,7 @@ impl ModelLoader for FakeLoader {
 struct NoEvents;
 impl PoolEvents for NoEvents {
     fn device_ready(&self, _: &str, _: f64) {}
-    fn device_progress(&self, _: usize, _: u64) {}
+    fn device_progress(&self, _: usize, _: u64, _: &DeviceTally) {}
 }
 
 fn meta() -> RunMeta {

@@ -9,13 +9,15 @@ use clap::ValueEnum;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use super::work::PoolEvents;
+use super::work::{DeviceTally, PoolEvents};
+use crate::output::record::SampleRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
     /// Progress bars on stderr (overall and one per device).
     Bar,
-    /// One JSON event per line on stdout, for cluster logs.
+    /// One JSON event per line on stdout, for cluster logs: start, device_ready, device_batch (images/s of
+    /// model time, busy share), sample_done (with duration_ms and queue_ms), finish.
     Json,
     /// Nothing but errors and the final summary.
     None,
@@ -24,6 +26,7 @@ pub enum ProgressMode {
 pub struct Progress {
     mode: ProgressMode,
     total: u64,
+    devices: Vec<String>,
     bars: Option<(MultiProgress, ProgressBar, Vec<ProgressBar>)>,
     stdout: Mutex<std::io::Stdout>,
 }
@@ -56,6 +59,7 @@ impl Progress {
         Progress {
             mode,
             total,
+            devices: devices.to_vec(),
             bars,
             stdout: Mutex::new(std::io::stdout()),
         }
@@ -88,18 +92,33 @@ impl Progress {
         }
     }
 
-    pub fn device_samples(&self, device_index: usize, n: u64) {
+    /// After each unit a device ran: its throughput (images per second of model time) and how busy it was, so a
+    /// cluster log shows whether a GPU waits for the CPU side.
+    pub fn device_samples(&self, device_index: usize, added: u64, tally: &DeviceTally) {
+        let device = self.devices.get(device_index).map_or("?", String::as_str);
+        self.emit(json!({
+            "event": "device_batch", "device": device, "samples": tally.samples, "images": tally.images,
+            "model_s": round3(tally.model_s), "images_per_s": round3(tally.images_per_s()),
+            "busy": round3(tally.busy()),
+        }));
         if let Some((_, _, devs)) = &self.bars {
             if let Some(b) = devs.get(device_index) {
-                b.inc(n);
+                b.inc(added);
+                b.set_message(format!(
+                    "{:.2} img/s, busy {:.0}%",
+                    tally.images_per_s(),
+                    100.0 * tally.busy()
+                ));
             }
         }
     }
 
-    pub fn sample_done(&self, sample_id: &str, status: &str, error: Option<&str>, done: u64) {
+    pub fn sample_done(&self, record: &SampleRecord, done: u64) {
+        let (sample_id, error) = (&record.sample_id, record.error.as_deref());
         self.emit(json!({
-            "event": "sample_done", "sample_id": sample_id, "status": status,
+            "event": "sample_done", "sample_id": sample_id, "status": record.status,
             "error": error, "done": done, "total": self.total,
+            "duration_ms": record.duration_ms, "queue_ms": record.queue_ms,
         }));
         if let Some((multi, overall, _)) = &self.bars {
             overall.set_position(done);
@@ -123,12 +142,16 @@ impl Progress {
     }
 }
 
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 impl PoolEvents for Progress {
     fn device_ready(&self, device: &str, load_seconds: f64) {
         Progress::device_ready(self, device, load_seconds);
     }
 
-    fn device_progress(&self, device_index: usize, samples: u64) {
-        self.device_samples(device_index, samples);
+    fn device_progress(&self, device_index: usize, added: u64, tally: &DeviceTally) {
+        self.device_samples(device_index, added, tally);
     }
 }

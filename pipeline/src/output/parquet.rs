@@ -13,7 +13,7 @@ use crate::parquet_decode::decode_parquet;
 use texaug_stages::file_read::read_input_file;
 use texaug_stages::files;
 
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
 /// The largest sample-manifest part read (one shard's rows; a million samples take about 100 MiB).
 const MAX_SAMPLE_MANIFEST_BYTES: u64 = 16 << 30;
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";

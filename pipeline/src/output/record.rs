@@ -37,7 +37,10 @@ pub struct SampleRecord {
     pub asset_path: Option<String>,
     pub output_sha256: Option<String>,
     pub device: String,
+    /// The sample's own time: its prepare, its share of the device calls it was in, its finish.
     pub duration_ms: i64,
+    /// The rest of its wall time: waiting for a device, its batch or a finish thread (absent in older journals).
+    pub queue_ms: Option<i64>,
     /// "ok" or "failed".
     pub status: String,
     pub error: Option<String>,
@@ -87,6 +90,7 @@ pub(crate) mod tests {
             output_sha256: Some("ab".into()),
             device: "cpu".into(),
             duration_ms: 12,
+            queue_ms: Some(3),
             status: status.into(),
             error: (status != "ok").then(|| "bad".to_string()),
             texaug_version: "0.1.0".into(),

@@ -1,12 +1,33 @@
 //! A sample's row from its planned job, the run it belongs to, and what the job wrote (or why it failed).
 
-use std::time::Instant;
-
 use texaug_stages::job::WrittenSample;
 
 use super::layout::sample_rel_file;
 use super::record::SampleRecord;
 use crate::plan::Job;
+
+/// Where a sample's time went. `work_ms` is its own: its prepare, its share of each device call it was in (the
+/// call's time over the requests in it, times its own requests) and its finish. `queue_ms` is the rest of its wall
+/// time, spent waiting for a device, for its batch, or for a finish thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SampleTiming {
+    pub work_ms: f64,
+    pub queue_ms: f64,
+}
+
+impl SampleTiming {
+    /// Splits `wall_ms` (first prepare to end of finish) into the sample's own work and its wait.
+    pub fn of(work_ms: f64, wall_ms: f64) -> SampleTiming {
+        SampleTiming {
+            work_ms,
+            queue_ms: (wall_ms - work_ms).max(0.0),
+        }
+    }
+}
+
+fn whole_ms(ms: f64) -> i64 {
+    ms.round().clamp(0.0, i64::MAX as f64) as i64
+}
 
 /// Fields of every record that come from the run rather than the job.
 #[derive(Debug, Clone)]
@@ -21,7 +42,7 @@ pub struct RunMeta {
 
 impl SampleRecord {
     /// The row of `job` before its outputs are known: status ok, no files.
-    pub fn planned(job: &Job, meta: &RunMeta, device: &str, started: Instant) -> SampleRecord {
+    pub fn planned(job: &Job, meta: &RunMeta, device: &str, timing: SampleTiming) -> SampleRecord {
         SampleRecord {
             sample_id: job.sample_id.clone(),
             run_id: meta.run_id.clone(),
@@ -53,7 +74,8 @@ impl SampleRecord {
             asset_path: None,
             output_sha256: None,
             device: device.to_string(),
-            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            duration_ms: whole_ms(timing.work_ms),
+            queue_ms: Some(whole_ms(timing.queue_ms)),
             status: "ok".into(),
             error: None,
             texaug_version: env!("CARGO_PKG_VERSION").into(),
@@ -67,13 +89,13 @@ impl SampleRecord {
         job: &Job,
         meta: &RunMeta,
         device: &str,
-        started: Instant,
+        timing: SampleTiming,
         error: String,
     ) -> SampleRecord {
         SampleRecord {
             status: "failed".into(),
             error: Some(error),
-            ..SampleRecord::planned(job, meta, device, started)
+            ..SampleRecord::planned(job, meta, device, timing)
         }
     }
 
@@ -82,7 +104,7 @@ impl SampleRecord {
         job: &Job,
         meta: &RunMeta,
         device: &str,
-        started: Instant,
+        timing: SampleTiming,
         written: &WrittenSample,
     ) -> SampleRecord {
         let rel = |file: &String| sample_rel_file(&job.sample_id, file);
@@ -97,7 +119,27 @@ impl SampleRecord {
             depth_source: written.depth_source.map(|d| d.as_str().to_string()),
             views: written.views.map(|v| v as i64),
             coverage: written.coverage,
-            ..SampleRecord::planned(job, meta, device, started)
+            ..SampleRecord::planned(job, meta, device, timing)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_is_the_wall_time_the_sample_did_not_work() {
+        assert_eq!(
+            SampleTiming::of(30.0, 100.0),
+            SampleTiming {
+                work_ms: 30.0,
+                queue_ms: 70.0
+            }
+        );
+        // Shares of a batch call are estimates: they never make the wait negative.
+        assert_eq!(SampleTiming::of(100.4, 100.0).queue_ms, 0.0);
+        assert_eq!(whole_ms(2.6), 3);
+        assert_eq!(whole_ms(-1.0), 0);
     }
 }
