@@ -112,83 +112,81 @@ pub fn run<W: StageWork>(
     let fatal = &fatal;
     let halt = &halt;
     let budget = &budget;
-    prepare_pool.in_place_scope(|prepare_scope| {
-        finish_pool.in_place_scope(|finish_scope| {
-            std::thread::scope(|thread_scope| {
-                // Prepare: rayon tasks pull units; a job that fails to prepare becomes a failed record at once.
-                for _ in 0..cpu_side {
-                    let (unit_rx, dev_tx, rec_tx) =
-                        (unit_rx.clone(), dev_tx.clone(), rec_tx.clone());
-                    prepare_scope
-                        .spawn(move |_| prepare_loop(stage, meta, halt, unit_rx, dev_tx, rec_tx));
-                }
-                // Device workers: one thread each, owning its model.
-                for (index, device) in config.devices.iter().copied().enumerate() {
-                    let (dev_rx, fin_tx) = (dev_rx.clone(), fin_tx.clone());
-                    let batch = config.batch.max(1);
-                    let spawned = std::thread::Builder::new()
-                        .name(format!("texaug-{device}"))
-                        .spawn_scoped(thread_scope, move || {
-                            let worker = Worker {
-                                loader,
-                                events,
-                                device,
-                                index,
-                                batch,
-                                halt,
-                                fatal,
-                            };
-                            worker.run::<W::State>(dev_rx, fin_tx)
-                        });
-                    if let Err(e) = spawned {
-                        set_fatal(
-                            fatal,
-                            halt,
-                            anyhow::Error::new(e).context("starting a device thread"),
-                        );
+    let (prepare_pool, finish_pool) = (&prepare_pool, &finish_pool);
+    // The loops that pull work are plain threads; each job runs inside a rayon pool through `install`, so the
+    // pool's threads stay free to share the data-parallel raster and bake work inside a prepare or a finish.
+    std::thread::scope(|thread_scope| {
+        // Prepare: loops pull units; a job that fails to prepare becomes a failed record at once.
+        for _ in 0..cpu_side {
+            let (unit_rx, dev_tx, rec_tx) = (unit_rx.clone(), dev_tx.clone(), rec_tx.clone());
+            let queues = (unit_rx, dev_tx, rec_tx);
+            thread_scope.spawn(move || prepare_loop(stage, meta, halt, prepare_pool, queues));
+        }
+        // Device workers: one thread each, owning its model.
+        for (index, device) in config.devices.iter().copied().enumerate() {
+            let (dev_rx, fin_tx) = (dev_rx.clone(), fin_tx.clone());
+            let batch = config.batch.max(1);
+            let spawned = std::thread::Builder::new()
+                .name(format!("texaug-{device}"))
+                .spawn_scoped(thread_scope, move || {
+                    let worker = Worker {
+                        loader,
+                        events,
+                        device,
+                        index,
+                        batch,
+                        halt,
+                        fatal,
+                    };
+                    worker.run::<W::State>(dev_rx, fin_tx)
+                });
+            if let Err(e) = spawned {
+                set_fatal(
+                    fatal,
+                    halt,
+                    anyhow::Error::new(e).context("starting a device thread"),
+                );
+            }
+        }
+        // Finish: loops turn outputs into files and records, each inside the finish pool.
+        for _ in 0..cpu_side {
+            let (fin_rx, rec_tx) = (fin_rx.clone(), rec_tx.clone());
+            thread_scope.spawn(move || {
+                while let Ok(item) = fin_rx.recv() {
+                    let bytes = item.bytes;
+                    if item.job.rerun_only {
+                        // Recorded before: it ran only to complete its batch.
+                        budget.release(bytes);
+                        continue;
                     }
+                    let record = finish_pool.install(|| finish_one(stage, meta, item));
+                    budget.release(bytes);
+                    let _ = rec_tx.send(record);
                 }
-                // Finish: rayon tasks turn outputs into files and records.
-                for _ in 0..cpu_side {
-                    let (fin_rx, rec_tx) = (fin_rx.clone(), rec_tx.clone());
-                    finish_scope.spawn(move |_| {
-                        while let Ok(item) = fin_rx.recv() {
-                            let bytes = item.bytes;
-                            if item.job.rerun_only {
-                                // Recorded before: it ran only to complete its batch.
-                                budget.release(bytes);
-                                continue;
-                            }
-                            let record = finish_one(stage, meta, item);
-                            budget.release(bytes);
-                            let _ = rec_tx.send(record);
-                        }
-                    });
-                }
-                // Only the tasks hold channel ends now, so each stage ends when the one before it does.
-                drop((dev_tx, dev_rx, fin_tx, fin_rx, rec_tx, unit_rx));
+            });
+        }
+        // Only the tasks hold channel ends now, so each stage ends when the one before it does.
+        drop((dev_tx, dev_rx, fin_tx, fin_rx, rec_tx, unit_rx));
 
-                // The ledger writer: this thread. After an error it keeps draining so no task blocks forever.
-                for r in rec_rx.iter() {
-                    if ledger_error.is_some() {
-                        continue;
-                    }
-                    let ok = r.is_ok();
-                    if let Err(e) = record(r) {
-                        ledger_error = Some(e);
-                        halt.now();
-                        continue;
-                    }
-                    done += 1;
-                    if !ok {
-                        failed += 1;
-                        if config.fail_fast {
-                            halt.now();
-                        }
-                    }
+        // The ledger writer: this thread. After an error it keeps draining so no task blocks forever.
+        for r in rec_rx.iter() {
+            if ledger_error.is_some() {
+                continue;
+            }
+            let ok = r.is_ok();
+            if let Err(e) = record(r) {
+                ledger_error = Some(e);
+                halt.now();
+                continue;
+            }
+            done += 1;
+            if !ok {
+                failed += 1;
+                if config.fail_fast {
+                    halt.now();
                 }
-            })
-        })
+            }
+        }
     });
     if let Some(e) = ledger_error {
         return Err(e);
@@ -355,13 +353,18 @@ fn set_fatal(fatal: &Mutex<Option<anyhow::Error>>, halt: &Halt<'_>, e: anyhow::E
     halt.now();
 }
 
+type PrepareQueues<S> = (
+    Receiver<Vec<Job>>,
+    Sender<Vec<DeviceItem<S>>>,
+    Sender<SampleRecord>,
+);
+
 fn prepare_loop<W: StageWork>(
     stage: &W,
     meta: &RunMeta,
     halt: &Halt<'_>,
-    units: Receiver<Vec<Job>>,
-    to_device: Sender<Vec<DeviceItem<W::State>>>,
-    to_ledger: Sender<SampleRecord>,
+    pool: &rayon::ThreadPool,
+    (units, to_device, to_ledger): PrepareQueues<W::State>,
 ) {
     while let Ok(unit) = units.recv() {
         if halt.stopped() {
@@ -370,7 +373,7 @@ fn prepare_loop<W: StageWork>(
         let mut items = Vec::new();
         for job in unit {
             let started = Instant::now();
-            let prepared = caught("preparing", || stage.prepare(&job));
+            let prepared = pool.install(|| caught("preparing", || stage.prepare(&job)));
             let work_ms = ms_since(started);
             match prepared {
                 Ok(prepared) => items.push(DeviceItem {
