@@ -3,8 +3,8 @@
 //!
 //! polars-parquet trusts the counts a file declares: a negative `num_values` in a data page header becomes a 2^64 bit
 //! reservation, which aborts the process (an allocation failure is not a panic). So before polars decodes anything,
-//! every count that sizes a buffer is checked against what the file can hold: the footer's row count against the
-//! file's length, and each page header (walked with polars' own page reader, nothing decoded) against its row group.
+//! every count that sizes a buffer is checked against what the file can hold: the footer read with a bounded Thrift
+//! reader first, its row count against the file's length, and each page header (walked with polars' own page reader, nothing decoded) against its row group.
 //! What polars still rejects by asserting becomes an error through `catch_unwind`.
 
 use std::io::Cursor;
@@ -21,6 +21,7 @@ use crate::engine::pool::panic_message;
 /// with its path.
 pub fn decode_parquet(bytes: Vec<u8>, max_rows: u64) -> Result<(DataFrame, FileMetadata), String> {
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_footer(&bytes)?;
         let metadata = ParquetReader::new(Cursor::new(bytes.as_slice()))
             .get_metadata()
             .map_err(|e| e.to_string())?
@@ -33,6 +34,31 @@ pub fn decode_parquet(bytes: Vec<u8>, max_rows: u64) -> Result<(DataFrame, FileM
         Ok((frame, metadata))
     }));
     decoded.unwrap_or_else(|panic| Err(format!("corrupt data ({})", panic_message(panic.as_ref()))))
+}
+
+/// The footer read once with a bounded Thrift reader before polars reads it: polars reserves every list the footer
+/// declares (row groups, columns, key-value pairs) at its declared length, so a corrupt count asks for gigabytes and
+/// aborts. polars-parquet-format's reader counts what each list would allocate against a budget instead.
+fn check_footer(file: &[u8]) -> Result<(), String> {
+    let n = file.len();
+    if n < 12 || &file[n - 4..] != b"PAR1" {
+        return Err("no Parquet footer (the file does not end in `PAR1`)".into());
+    }
+    let footer_len =
+        u32::from_le_bytes([file[n - 8], file[n - 7], file[n - 6], file[n - 5]]) as usize;
+    let Some(start) = (n - 8).checked_sub(footer_len) else {
+        return Err(format!(
+            "its footer claims {footer_len} bytes in a {n}-byte file"
+        ));
+    };
+    let footer = &file[start..n - 8];
+    // Decoded metadata takes a few times its encoded size; the budget leaves ample room for honest files.
+    let budget = footer_len.saturating_mul(64).max(1 << 20);
+    let mut cursor = Cursor::new(footer);
+    let mut protocol = TCompactInputProtocol::new(&mut cursor, budget);
+    polars_parquet_format::FileMetaData::read_from_in_protocol(&mut protocol)
+        .map(drop)
+        .map_err(|e| format!("corrupt footer ({e}): a list in it declares more entries than the file holds, or it is cut"))
 }
 
 /// Every count in the footer and the page headers that polars sizes an allocation by, checked.
