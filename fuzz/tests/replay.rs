@@ -35,11 +35,7 @@ fn replay(target: &str) {
     for file in corpus.iter().chain(&crashes) {
         let data = std::fs::read(file).expect("read a fuzz input");
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| harness(&data))) {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let message = texaug_pipeline::panic_message(panic.as_ref());
             failed.push(format!(
                 "{}: {message}",
                 file.strip_prefix(root).unwrap_or(file).display()

@@ -17,6 +17,9 @@ mod output;
 mod parquet_decode;
 mod plan;
 
+/// What a caught panic says (the engine's failed rows; the fuzz replay's report).
+pub use engine::pool::panic_message;
+
 use clap::Parser;
 use std::process::ExitCode;
 
