@@ -46,6 +46,15 @@ pub struct DepthSpec {
     /// `estimator` as the recipe wrote it, before it was resolved against the recipe's folder.
     #[serde(skip)]
     pub estimator_written: Option<String>,
+    /// The estimator's square input size (a multiple of 32): 384 for DPT, 256 for `MiDaS_small`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    /// Per-channel RGB mean and std of its input normalization: DPT's 0.5 / 0.5 by default; ImageNet's
+    /// [0.485, 0.456, 0.406] / [0.229, 0.224, 0.225] for `MiDaS_small`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<[f32; 3]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<[f32; 3]>,
 }
 
 impl DepthSpec {

@@ -54,6 +54,31 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
             "use one of: auto, fp32, fp16, bf16",
         );
     }
+    if let Some(d) = &r.depth {
+        if d.size.is_some_and(|n| n == 0 || n % 32 != 0 || n > 2048) {
+            at(
+                &[Name("depth"), Name("size")],
+                "[depth] size must be a multiple of 32 in 32..=2048 (the DPT stride)".into(),
+                "write size = 384 (DPT) or size = 256 (MiDaS_small)",
+            );
+        }
+        if d.mean.is_some_and(|m| m.iter().any(|v| !v.is_finite())) {
+            at(
+                &[Name("depth"), Name("mean")],
+                "[depth] mean must be three finite numbers (R, G, B)".into(),
+                "write mean = [0.5, 0.5, 0.5] (DPT) or [0.485, 0.456, 0.406] (ImageNet)",
+            );
+        }
+        if d.std
+            .is_some_and(|m| m.iter().any(|v| !(v.is_finite() && *v > 0.0)))
+        {
+            at(
+                &[Name("depth"), Name("std")],
+                "[depth] std must be three numbers > 0 (R, G, B)".into(),
+                "write std = [0.5, 0.5, 0.5] (DPT) or [0.229, 0.224, 0.225] (ImageNet)",
+            );
+        }
+    }
     let sched_fix = format!("use one of: {}", SCHEDULERS.join(", "));
     if let Some(s) = &r.model.scheduler {
         if canonical_scheduler(s).is_none() {

@@ -10,7 +10,7 @@ use toml::Spanned;
 pub const TOP_KEYS: &[&str] = &[
     "name", "seed", "output", "sources", "model", "devices", "depth", "stage",
 ];
-pub const DEPTH_KEYS: &[&str] = &["estimator"];
+pub const DEPTH_KEYS: &[&str] = &["estimator", "size", "mean", "std"];
 pub const SOURCES_KEYS: &[&str] = &["manifest", "dir", "label"];
 pub const MODEL_KEYS: &[&str] = &["path", "id", "variant", "dtype", "scheduler"];
 pub const DEVICES_KEYS: &[&str] = &["use", "batch", "queue_mib", "threads"];

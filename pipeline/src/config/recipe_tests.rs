@@ -107,3 +107,35 @@ fn depth_keys_are_checked_and_belong_to_depth_stages() {
     let est = r.recipe.depth.and_then(|d| d.estimator);
     assert_eq!(est, Some(dir.path().join("midas.pt")));
 }
+
+#[test]
+fn the_estimators_input_size_and_normalization_are_recipe_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let depth = GOOD.replace("kind = \"style\"", "kind = \"depth\"");
+    let midas_small = format!(
+        "{depth}[depth]\nestimator = \"midas_small.pt\"\nsize = 256\nmean = [0.485, 0.456, 0.406]\n\
+         std = [0.229, 0.224, 0.225]\n"
+    );
+    let d = load(&write(dir.path(), &midas_small))
+        .unwrap()
+        .recipe
+        .depth
+        .unwrap();
+    assert_eq!(d.size, Some(256));
+    assert_eq!(d.mean, Some([0.485, 0.456, 0.406]));
+    assert_eq!(d.std, Some([0.229, 0.224, 0.225]));
+
+    let bad = format!(
+        "{depth}[depth]\nestimator = \"e.pt\"\nsize = 100\nmean = [0.5, 0.5, 0.5]\nstd = [0.5, 0.0, 0.5]\n"
+    );
+    let err = load(&write(dir.path(), &bad)).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.0.len(), 2, "{text}");
+    assert!(
+        text.contains("multiple of 32") && text.contains("std must be three numbers > 0"),
+        "{text}"
+    );
+    // Each at its own line of the recipe.
+    let lines: Vec<usize> = err.0.iter().map(|d| d.line).collect();
+    assert!(lines.windows(2).all(|w| w[0] != w[1]), "{lines:?}");
+}

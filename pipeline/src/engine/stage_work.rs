@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use image::RgbImage;
-use texaug_stages::depth::DepthEstimator;
+use texaug_stages::depth::{DepthEstimator, DepthNormalization};
 use texaug_stages::diffusion::schedulers::SchedulerKind;
 use texaug_stages::job::{
     prepare, AssetRef, DepthMode, DepthSettings, DepthStage, JobError, JobSettings, ModelSize,
@@ -81,6 +81,23 @@ pub fn job_settings(job: &Job) -> Result<JobSettings, String> {
     })
 }
 
+/// The estimator with the recipe's input size and normalization (DPT's 384 and 0.5 / 0.5 unless `[depth]` says).
+fn configured_estimator(
+    spec: &DepthSpec,
+    path: &std::path::Path,
+) -> anyhow::Result<DepthEstimator> {
+    let estimator = DepthEstimator::load(path, tch::Device::Cpu)
+        .with_context(|| format!("[depth] estimator = {}", path.display()))?;
+    let (dpt_mean, dpt_std) = DepthNormalization::Dpt.mean_std();
+    let size = spec.size.unwrap_or(384);
+    Ok(estimator
+        .with_input_size(size, size)
+        .with_normalization(DepthNormalization::MeanStd {
+            mean: spec.mean.unwrap_or(dpt_mean),
+            std: spec.std.unwrap_or(dpt_std),
+        }))
+}
+
 impl RecipeStages {
     /// `stages`: the recipe's stages (jobs name theirs by index); the estimator loads on the CPU when named.
     pub fn new(
@@ -91,11 +108,8 @@ impl RecipeStages {
         if let Some(id) = depth.and_then(DepthSpec::estimator_hub_id) {
             anyhow::bail!(estimator_hub_id_refusal(id));
         }
-        let estimator = match depth.and_then(|d| d.estimator.as_ref()) {
-            Some(path) => Some(Mutex::new(
-                DepthEstimator::load(path, tch::Device::Cpu)
-                    .with_context(|| format!("[depth] estimator = {}", path.display()))?,
-            )),
+        let estimator = match depth.and_then(|d| d.estimator.as_ref().map(|p| (d, p))) {
+            Some((spec, path)) => Some(Mutex::new(configured_estimator(spec, path)?)),
             None => None,
         };
         Ok(RecipeStages {

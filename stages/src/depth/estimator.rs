@@ -9,13 +9,26 @@ use std::path::{Path, PathBuf};
 use tch::{CModule, Device, Kind, Tensor};
 
 /// How the estimator expects its input normalized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum DepthNormalization {
     /// DPT (`Intel/dpt-hybrid-midas`, the estimator of Stable Diffusion 2 depth): mean 0.5, std 0.5.
     #[default]
     Dpt,
     /// MiDaS v2.1 / ImageNet: mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
     ImageNet,
+    /// Any other export's per-channel RGB mean and std (`[depth] mean`, `std`).
+    MeanStd { mean: [f32; 3], std: [f32; 3] },
+}
+
+impl DepthNormalization {
+    /// The per-channel (mean, std) the input is normalized with, on [0, 1] RGB.
+    pub fn mean_std(self) -> ([f32; 3], [f32; 3]) {
+        match self {
+            DepthNormalization::Dpt => ([0.5; 3], [0.5; 3]),
+            DepthNormalization::ImageNet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            DepthNormalization::MeanStd { mean, std } => (mean, std),
+        }
+    }
 }
 
 pub struct DepthEstimator {
@@ -82,10 +95,7 @@ impl DepthEstimator {
         if w == 0 || h == 0 {
             return Ok(DepthMap::zeros(image.width(), image.height()));
         }
-        let (mean, std) = match self.normalization {
-            DepthNormalization::Dpt => ([0.5f32; 3], [0.5f32; 3]),
-            DepthNormalization::ImageNet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-        };
+        let (mean, std) = self.normalization.mean_std();
         let out = tch::no_grad(|| -> Result<Tensor, DepthError> {
             // [1, 3, h, w] in [0, 1]
             let x = Tensor::from_slice(image.as_raw())
@@ -130,5 +140,24 @@ impl DepthEstimator {
         let data =
             Vec::<f32>::try_from(out.flatten(0, -1)).map_err(|e| fail("reading the output", e))?;
         DepthMap::from_vec(image.width(), image.height(), data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DepthNormalization;
+
+    #[test]
+    fn each_normalization_gives_its_mean_and_std() {
+        assert_eq!(DepthNormalization::Dpt.mean_std(), ([0.5; 3], [0.5; 3]));
+        assert_eq!(
+            DepthNormalization::ImageNet.mean_std().1,
+            [0.229, 0.224, 0.225]
+        );
+        let own = DepthNormalization::MeanStd {
+            mean: [0.1, 0.2, 0.3],
+            std: [1.0, 2.0, 3.0],
+        };
+        assert_eq!(own.mean_std(), ([0.1, 0.2, 0.3], [1.0, 2.0, 3.0]));
     }
 }
