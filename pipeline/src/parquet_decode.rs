@@ -22,15 +22,15 @@ use crate::engine::pool::panic_message;
 pub fn decode_parquet(bytes: Vec<u8>, max_rows: u64) -> Result<(DataFrame, FileMetadata), String> {
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         check_footer(&bytes)?;
-        let metadata = ParquetReader::new(Cursor::new(bytes.as_slice()))
+        // One reader: polars parses the footer once, for the checks and then for the decode.
+        let mut reader = ParquetReader::new(Cursor::new(bytes.as_slice()));
+        let metadata = reader
             .get_metadata()
             .map_err(|e| e.to_string())?
             .as_ref()
             .clone();
         check_counts(&metadata, &bytes, max_rows)?;
-        let frame = ParquetReader::new(Cursor::new(bytes))
-            .finish()
-            .map_err(|e| e.to_string())?;
+        let frame = reader.finish().map_err(|e| e.to_string())?;
         Ok((frame, metadata))
     }));
     decoded.unwrap_or_else(|panic| Err(format!("corrupt data ({})", panic_message(panic.as_ref()))))
