@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import set_determinism  # noqa: E402
 
 SIZE_BUDGET = 15_000_000  # bytes, everything under the fixture root
-STEPS = ("tokenizer", "models", "components", "schedulers", "img2img", "depth", "controlnet")
+STEPS = ("tokenizer", "models", "components", "schedulers", "img2img", "depth", "controlnet", "single_file")
 MODEL_SEEDS = {"sd1": 1000, "sd2": 2000}
 COMPONENT_SEED = 7
 
@@ -120,6 +120,10 @@ def generate(out: Path, only: list[str]) -> None:
         if "controlnet" in only:
             set_determinism()
             print("controlnet:", phase2.generate_controlnet(out), flush=True)
+    if "single_file" in only:
+        import single_file
+
+        print("single_file:", single_file.generate(out), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::parity;
+
 use std::path::Path;
 
 use common::fixtures::{fixtures, read_json, read_tensors};
@@ -10,7 +12,6 @@ use serde_json::Value;
 use tch::Kind;
 use texaug_stages::diffusion::img2img::{DepthMap, Img2ImgRequest, StableDiffusion};
 use texaug_stages::diffusion::model_dir::ModelSource;
-use texaug_stages::diffusion::schedulers::SchedulerKind;
 use texaug_stages::diffusion::tokenizer::ClipTokenizer;
 
 // ---------------------------------------------------------------------------------------------- tokenizer
@@ -88,37 +89,12 @@ fn tokenizer_folder_of_the_tiny_models_loads_with_its_pad_token() {
 
 // ----------------------------------------------------------------------------------------------- img2img
 
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// Every case of one model: decoded uint8 within ±2 of diffusers' PNG, mean difference ≤ 0.25.
 fn img2img_parity(model: &str) {
     pipeline_parity(model, "img2img");
 }
 
 fn pipeline_parity(model: &str, pipeline: &str) {
-    let out_dir = fixtures().join("outputs").join(model).join(pipeline);
-    let depth = (pipeline == "depth2img").then(|| {
-        let t = &read_tensors(&out_dir.join("depth2img.safetensors"))["depth_map"];
-        let (h, w) = (t.size()[1], t.size()[2]);
-        DepthMap {
-            width: w as u32,
-            height: h as u32,
-            values: Vec::try_from(t.flatten(0, -1)).expect("floats"),
-        }
-    });
-    let spec = read_json(&out_dir.join("cases.json"));
-    let input = image::open(out_dir.join("input.png"))
-        .expect("input.png")
-        .to_rgb8();
     // The ControlNet cases run sd1-tiny with controlnet-tiny attached.
     let base = if model == "controlnet-tiny" {
         "sd1-tiny"
@@ -126,85 +102,15 @@ fn pipeline_parity(model: &str, pipeline: &str) {
         model
     };
     let source = ModelSource::Dir(fixtures().join("models").join(base));
-    let control = (model == "controlnet-tiny").then(|| {
-        let scale = spec["cases"][0]["controlnet_conditioning_scale"]
-            .as_f64()
-            .expect("scale");
-        (
-            image::open(out_dir.join("control.png"))
-                .expect("control.png")
-                .to_rgb8(),
-            scale,
-        )
-    });
-    let mut report = Vec::new();
-    let mut failures = Vec::new();
-    for case in spec["cases"].as_array().expect("cases") {
-        let name = case["name"].as_str().expect("name");
-        let kind: SchedulerKind = case["scheduler"]
-            .as_str()
-            .expect("scheduler")
-            .parse()
-            .expect("kind");
+    parity::pipeline_parity(model, pipeline, &|kind| {
         let mut sd = StableDiffusion::load(&source, tch::Device::Cpu, Kind::Float, Some(kind))
             .unwrap_or_else(|e| panic!("{model}: {e}"));
-        if control.is_some() {
+        if model == "controlnet-tiny" {
             sd.attach_controlnet(&fixtures().join("models/controlnet-tiny"))
                 .expect("controlnet");
         }
-        let prompts = strings(&case["prompt"]);
-        let negatives = strings(&case["negative_prompt"]);
-        let seeds: Vec<u64> = case["seeds"]
-            .as_array()
-            .expect("seeds")
-            .iter()
-            .filter_map(Value::as_u64)
-            .collect();
-        let requests: Vec<Img2ImgRequest> = seeds
-            .iter()
-            .enumerate()
-            .map(|(i, &seed)| Img2ImgRequest {
-                prompt: prompts[i.min(prompts.len() - 1)].clone(),
-                negative_prompt: negatives[i.min(negatives.len() - 1)].clone(),
-                strength: case["strength"].as_f64().expect("strength"),
-                guidance: case["guidance_scale"].as_f64().expect("guidance"),
-                steps: case["num_inference_steps"].as_u64().expect("steps") as usize,
-                seed,
-                ..Img2ImgRequest::new(input.clone(), "")
-            })
-            .collect();
-        let images = match (&depth, &control) {
-            (Some(d), _) => sd.depth2img(&requests, &vec![d.clone(); requests.len()]),
-            (_, Some((c, scale))) => {
-                sd.controlnet_img2img(&requests, &vec![c.clone(); requests.len()], *scale)
-            }
-            _ => sd.img2img(&requests),
-        }
-        .unwrap_or_else(|e| panic!("{model} {name}: {e}"));
-        for (i, png) in strings(&case["output_png"]).iter().enumerate() {
-            let want = image::open(out_dir.join(png)).expect("png").to_rgb8();
-            let (mut max, mut sum) = (0i32, 0f64);
-            for (a, b) in images[i].as_raw().iter().zip(want.as_raw()) {
-                let d = (i32::from(*a) - i32::from(*b)).abs();
-                max = max.max(d);
-                sum += f64::from(d);
-            }
-            let mean = sum / want.as_raw().len() as f64;
-            report.push(format!("{model:9} {png:28} max {max}  mean {mean:.4}"));
-            if max > 2 || mean > 0.25 {
-                failures.push(format!("{model} {png}: max {max}, mean {mean:.4}"));
-            }
-        }
-    }
-    eprintln!(
-        "{pipeline} parity (uint8 abs diff vs diffusers):\n{}",
-        report.join("\n")
-    );
-    assert!(
-        failures.is_empty(),
-        "over tolerance:\n{}",
-        failures.join("\n")
-    );
+        sd
+    });
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::config::ConfigError;
 use super::model_dir::ModelDirError;
 use super::schedulers::SchedulerError;
+use super::single_file::CheckpointError;
 use super::tokenizer::TokenizerError;
 use super::weights::WeightsError;
 
@@ -16,6 +17,8 @@ pub enum DiffusionError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
     #[error(transparent)]
@@ -52,7 +55,8 @@ pub enum DiffusionError {
     Strength { index: usize, strength: f64 },
     #[error(
         "the UNet in {path} takes {channels} input channels; texaug runs 4 (img2img) or 5 (depth-conditioned, \
-         latents + depth); use a Stable Diffusion 1.x/2.x or 2-depth model"
+         latents + depth){}; use a Stable Diffusion 1.x/2.x or 2-depth model",
+        if *channels == 9 { ", and 9 is an inpainting model, which no texaug stage runs yet" } else { "" }
     )]
     Channels { path: PathBuf, channels: i64 },
     #[error(

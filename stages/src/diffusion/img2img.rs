@@ -8,16 +8,17 @@ use std::path::Path;
 
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-use super::clip::{checkpoint_has_prefix, ClipTextTransformer};
-use super::config::{AutoencoderKLConfig, ClipTextConfig};
+use super::clip::ClipTextTransformer;
+use super::component_load;
+use super::config::AutoencoderKLConfig;
 use super::controlnet::ControlNetConfig;
 use super::controlnet::ControlNetModel;
 use super::model_dir::ModelSource;
 use super::noise;
+use super::pipeline_source::{ModelRef, PipelineSource};
 use super::schedulers::{Scheduler, SchedulerConfig, SchedulerKind};
 use super::tokenizer::ClipTokenizer;
 use super::unet::{timesteps_tensor, UNet2DConditionModel};
-use super::unet_config::UNet2DConditionConfig;
 use super::vae::AutoencoderKL;
 use super::weights;
 
@@ -77,76 +78,53 @@ impl StableDiffusion {
         dtype: Kind,
         scheduler: Option<SchedulerKind>,
     ) -> Result<Self, DiffusionError> {
-        let dir = model.resolve()?;
-        let root = &dir.root;
-        let scheduler_config =
-            SchedulerConfig::from_file(&root.join("scheduler/scheduler_config.json"))?;
+        Self::load_ref(&ModelRef::from(model.clone()), device, dtype, scheduler)
+    }
+
+    /// As [`Self::load`] for any model a recipe can name: a single-file checkpoint, a `config` folder, a VAE swap,
+    /// a weights variant.
+    pub fn load_ref(
+        model: &ModelRef,
+        device: Device,
+        dtype: Kind,
+        scheduler: Option<SchedulerKind>,
+    ) -> Result<Self, DiffusionError> {
+        Self::from_source(&model.resolve()?, device, dtype, scheduler)
+    }
+
+    pub fn from_source(
+        src: &PipelineSource,
+        device: Device,
+        dtype: Kind,
+        scheduler: Option<SchedulerKind>,
+    ) -> Result<Self, DiffusionError> {
+        let scheduler_config = src.configs.scheduler()?;
         // Fail on a bad scheduler config now rather than at the first job.
         Scheduler::new(&scheduler_config, scheduler)?;
-        let tokenizer = ClipTokenizer::from_dir(&root.join("tokenizer"))?;
-
-        let te_dir = root.join("text_encoder");
-        let te_cfg = ClipTextConfig::from_file(&te_dir.join("config.json"))?;
-        let te_files = weights::find_weights(&te_dir, "model", None)?;
-        let names = weights::tensor_names(&te_files)?;
-        let mut te_vs = VarStore::new(device);
-        // Module construction draws random init values: hold the generator lock so a job drawing its noise
-        // on another thread is not disturbed (the values are overwritten by the weights anyway).
-        let text_encoder = noise::with_rng_lock(|| {
-            if checkpoint_has_prefix(names.iter().map(String::as_str)) {
-                ClipTextTransformer::new(te_vs.root(), &te_cfg)
-            } else {
-                ClipTextTransformer::new_at(te_vs.root(), &te_cfg)
-            }
-        });
-        weights::load_into(&te_vs, &te_files)?;
-        if dtype != Kind::Float {
-            te_vs.set_kind(dtype);
-        }
-
-        let unet_dir = root.join("unet");
-        let unet_cfg = UNet2DConditionConfig::from_file(&unet_dir.join("config.json"))?;
-        if unet_cfg.in_channels != 4 && unet_cfg.in_channels != 5 {
-            return Err(DiffusionError::Channels {
-                path: unet_dir.join("config.json"),
-                channels: unet_cfg.in_channels,
-            });
-        }
-        let mut unet_vs = VarStore::new(device);
-        let unet = noise::with_rng_lock(|| UNet2DConditionModel::new(unet_vs.root(), &unet_cfg))
-            .map_err(|e| e.at(&unet_dir.join("config.json")))?;
-        load_component(&mut unet_vs, &unet_dir, "diffusion_pytorch_model", dtype)?;
-
-        let vae_dir = root.join("vae");
-        let vae_cfg = AutoencoderKLConfig::from_file(&vae_dir.join("config.json"))?;
-        let mut vae_vs = VarStore::new(device);
-        let vae = noise::with_rng_lock(|| AutoencoderKL::new(vae_vs.root(), &vae_cfg))
-            .map_err(|e| e.at(&vae_dir.join("config.json")))?;
-        // As diffusers: a VAE marked `force_upcast` (SD's overflows in float16) stays in float32.
-        let vae_dtype = if vae_cfg.force_upcast {
-            Kind::Float
-        } else {
-            dtype
-        };
-        load_component(&mut vae_vs, &vae_dir, "diffusion_pytorch_model", vae_dtype)?;
-
+        let tokenizer = src.configs.tokenizer()?;
+        let te_cfg = src.configs.text_encoder()?;
+        let text = component_load::text_encoder(src, &te_cfg, device, dtype)?;
+        let unet_cfg = src.configs.unet()?;
+        let unet = component_load::unet(src, &unet_cfg, device, dtype)?;
+        let (vae_origin, vae_cfg) = component_load::vae_config(src)?;
+        let vae = component_load::vae(src, &vae_cfg, &vae_origin, device, dtype)?;
         let mut sd = Self {
             tokenizer,
-            text_encoder,
-            unet,
-            vae,
+            text_encoder: text.net,
+            unet: unet.net,
+            vae: vae.net,
             vae_cfg,
             unet_in_channels: unet_cfg.in_channels,
             scheduler_config,
             scheduler_kind: scheduler,
             controlnet: None,
-            _stores: vec![te_vs, unet_vs, vae_vs],
+            _stores: vec![text.store, unet.store, vae.store],
             device,
             dtype,
-            model_id: dir.id,
+            model_id: src.id.clone(),
         };
-        if root.join("controlnet/config.json").is_file() {
-            sd.attach_controlnet(&root.join("controlnet"))?;
+        if let Some(dir) = src.own_controlnet() {
+            sd.attach_controlnet(&dir)?;
         }
         Ok(sd)
     }

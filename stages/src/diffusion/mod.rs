@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod clip;
+pub mod component_load;
 pub mod config;
 pub mod controlnet;
 pub mod embeddings;
@@ -12,9 +13,11 @@ pub mod image_tensors;
 pub mod img2img;
 pub mod model_dir;
 pub mod noise;
+pub mod pipeline_source;
 pub mod request;
 pub mod resnet;
 pub mod schedulers;
+pub mod single_file;
 pub mod tiny;
 pub mod tokenizer;
 pub mod unet;

@@ -11,6 +11,8 @@ use super::hub::{self, HubError};
 pub enum ModelSource {
     /// A local folder in the diffusers layout.
     Dir(PathBuf),
+    /// A single-file checkpoint (`.safetensors` in the original LDM layout).
+    File(PathBuf),
     /// `org/name` in the Hugging Face cache, at a revision (default `main`).
     Hub {
         repo: String,
@@ -27,6 +29,13 @@ pub enum ModelDirError {
          `save_pretrained(dir, safe_serialization=True)` or point at the folder that has model_index.json"
     )]
     Incomplete { path: PathBuf, missing: String },
+    #[error("model file {path} does not exist; check `[model] path` (or `vae`) in the recipe")]
+    NoFile { path: PathBuf },
+    #[error(
+        "`[model] config` names the file {path}; it takes a diffusers folder (with unet/config.json, vae/, \
+         text_encoder/, tokenizer/, scheduler/) or a hub id in the local cache"
+    )]
+    ConfigIsFile { path: PathBuf },
     #[error(transparent)]
     Hub(#[from] HubError),
 }
@@ -50,19 +59,30 @@ impl ModelSource {
         }
     }
 
-    /// A string that is an existing path or not of the form `org/name` is a folder; otherwise a hub id.
+    /// A string that is an existing path or not of the form `org/name` is a folder (a file, if it is one or
+    /// ends in `.safetensors`); otherwise a hub id.
     pub fn parse(s: &str) -> Self {
-        if hub::is_repo_id(s.split('@').next().unwrap_or(s)) {
-            Self::from_id(s)
+        let path = Path::new(s);
+        if path.exists() || !hub::is_repo_id(s.split('@').next().unwrap_or(s)) {
+            Self::local(path)
         } else {
-            Self::Dir(PathBuf::from(s))
+            Self::from_id(s)
+        }
+    }
+
+    /// A local path: a single file (an existing file, or a name with a checkpoint extension) or a folder.
+    pub fn local(path: &Path) -> Self {
+        if super::single_file::is_single_file(path) {
+            Self::File(path.to_path_buf())
+        } else {
+            Self::Dir(path.to_path_buf())
         }
     }
 
     /// What manifests record as `model_id`.
     pub fn id(&self) -> String {
         match self {
-            Self::Dir(p) => p.display().to_string(),
+            Self::Dir(p) | Self::File(p) => p.display().to_string(),
             Self::Hub {
                 repo,
                 revision: None,
@@ -90,6 +110,13 @@ impl ModelSource {
 
     fn resolve_with(&self, hub_cache: &Path, download: bool) -> Result<ModelDir, ModelDirError> {
         let root = match self {
+            Self::File(p) => {
+                return Err(ModelDirError::Incomplete {
+                    path: p.clone(),
+                    missing: "model_index.json (this is a single file: load it through `ModelRef`)"
+                        .into(),
+                })
+            }
             Self::Dir(p) => {
                 if !p.is_dir() {
                     return Err(ModelDirError::NoDir { path: p.clone() });

@@ -3,7 +3,7 @@
 //! file. Pickle checkpoints are refused. (The run hashes the model once, in the pipeline's digest cache.)
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use tch::nn::VarStore;
@@ -33,8 +33,9 @@ pub enum WeightsError {
         tried: String,
     },
     #[error(
-        "weight {key:?} is missing from {files} ({count} missing in all); the checkpoint does not match the \
-         config.json next to it — check that both come from the same model"
+        "weight {key} is missing from {files} ({count} missing in all); the weights do not match the model's \
+         config — check that both come from the same model (for a single-file checkpoint: its `[model] kind` or \
+         `config`)"
     )]
     MissingKey {
         key: String,
@@ -195,7 +196,9 @@ struct Entry {
 }
 
 /// Reads a safetensors header: the entries and where the data section starts.
-fn read_header(path: &Path, f: &mut std::fs::File) -> Result<(u64, Vec<Entry>), WeightsError> {
+type Header = (u64, Vec<Entry>, BTreeMap<String, String>);
+
+fn read_header(path: &Path, f: &mut std::fs::File) -> Result<Header, WeightsError> {
     let bad = |reason: String| WeightsError::Format {
         path: path.to_path_buf(),
         reason,
@@ -212,6 +215,15 @@ fn read_header(path: &Path, f: &mut std::fs::File) -> Result<(u64, Vec<Entry>), 
     let map = v
         .as_object()
         .ok_or_else(|| bad("header is not an object".into()))?;
+    let metadata = map
+        .get("__metadata__")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut entries = Vec::with_capacity(map.len());
     for (name, e) in map.iter().filter(|(k, _)| *k != "__metadata__") {
         let dtype = e.get("dtype").and_then(|d| d.as_str());
@@ -240,7 +252,7 @@ fn read_header(path: &Path, f: &mut std::fs::File) -> Result<(u64, Vec<Entry>), 
             }
         }
     }
-    Ok((8 + n, entries))
+    Ok((8 + n, entries, metadata))
 }
 
 fn kind_of(dtype: &str) -> Option<Kind> {
@@ -261,12 +273,10 @@ fn kind_of(dtype: &str) -> Option<Kind> {
 
 /// Tensor names of safetensors files, from their headers only.
 pub fn tensor_names(files: &[PathBuf]) -> Result<Vec<String>, WeightsError> {
-    let mut names = Vec::new();
-    for path in files {
-        let mut f = std::fs::File::open(path).map_err(io(path))?;
-        names.extend(read_header(path, &mut f)?.1.into_iter().map(|e| e.name));
-    }
-    Ok(names)
+    Ok(TensorIndex::open(files)?
+        .names()
+        .map(str::to_owned)
+        .collect())
 }
 
 /// What a load did besides filling every variable.
@@ -276,77 +286,248 @@ pub struct LoadReport {
     pub unexpected: Vec<String>,
 }
 
+/// How a checkpoint tensor becomes a variable when the layouts differ (single-file checkpoints).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// The tensor as it is.
+    Same,
+    /// A 1×1 convolution `[o, i, 1, 1]` (or `[o, i, 1]`) read as the linear weight `[o, i]`.
+    SqueezeConv,
+    /// Part `k` of three equal row blocks (OpenCLIP's fused `in_proj` holds q, k and v).
+    Third(usize),
+}
+
+/// Where a variable's values come from: a checkpoint key and how to read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub key: String,
+    pub transform: Transform,
+}
+
+impl Source {
+    pub fn same(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            transform: Transform::Same,
+        }
+    }
+
+    pub fn with(key: impl Into<String>, transform: Transform) -> Self {
+        Self {
+            key: key.into(),
+            transform,
+        }
+    }
+}
+
+/// The tensors of one or more safetensors files, from their headers: where each one's bytes are. Reading a
+/// tensor reads only its bytes, so a 4 GB single-file checkpoint is never held whole.
+pub struct TensorIndex {
+    files: Vec<PathBuf>,
+    handles: Vec<std::fs::File>,
+    entries: BTreeMap<String, (usize, u64, Entry)>,
+    metadata: BTreeMap<String, String>,
+}
+
+impl TensorIndex {
+    pub fn open(files: &[PathBuf]) -> Result<Self, WeightsError> {
+        let mut index = Self {
+            files: files.to_vec(),
+            handles: Vec::with_capacity(files.len()),
+            entries: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+        };
+        for (i, path) in files.iter().enumerate() {
+            let mut f = std::fs::File::open(path).map_err(io(path))?;
+            let (data_start, entries, metadata) = read_header(path, &mut f)?;
+            for e in entries {
+                index.entries.insert(e.name.clone(), (i, data_start, e));
+            }
+            index.metadata.extend(metadata);
+            index.handles.push(f);
+        }
+        Ok(index)
+    }
+
+    /// Every tensor name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    pub fn shape(&self, key: &str) -> Option<&[i64]> {
+        self.entries.get(key).map(|(_, _, e)| e.shape.as_slice())
+    }
+
+    pub fn dtype(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).map(|(_, _, e)| e.dtype.as_str())
+    }
+
+    /// The header's `__metadata__` strings (e.g. `modelspec.architecture`).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    fn file_of(&self, key: &str) -> PathBuf {
+        self.entries.get(key).map_or_else(
+            || self.files_label().into(),
+            |(i, _, _)| self.files[*i].clone(),
+        )
+    }
+
+    fn files_label(&self) -> String {
+        self.files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// One tensor, in its file's dtype, on the CPU.
+    pub fn read(&self, key: &str) -> Result<Tensor, WeightsError> {
+        use std::os::unix::fs::FileExt;
+        let (i, data_start, e) = self.entries.get(key).ok_or_else(|| WeightsError::Format {
+            path: self.files_label().into(),
+            reason: format!("no tensor {key:?}"),
+        })?;
+        let path = &self.files[*i];
+        let format = |reason: String| WeightsError::Format {
+            path: path.clone(),
+            reason: format!("tensor {key:?}: {reason}"),
+        };
+        let kind = kind_of(&e.dtype).ok_or_else(|| WeightsError::Dtype {
+            key: key.to_owned(),
+            file: path.clone(),
+            dtype: e.dtype.clone(),
+        })?;
+        let numel = e
+            .shape
+            .iter()
+            .try_fold(1i64, |acc, &d| {
+                (d >= 0).then(|| acc.checked_mul(d)).flatten()
+            })
+            .ok_or_else(|| format(format!("shape {:?} has no element count", e.shape)))?;
+        let len = e.end - e.begin;
+        if Some(len) != (numel as u64).checked_mul(kind.elt_size_in_bytes() as u64) {
+            return Err(format(format!(
+                "{len} bytes for shape {:?} of {}",
+                e.shape, e.dtype
+            )));
+        }
+        // Checked: the offsets come from the file; a wrapped sum would read some other tensor's bytes.
+        let start = data_start
+            .checked_add(e.begin)
+            .ok_or_else(|| format(format!("data_offsets start at {}, past any file", e.begin)))?;
+        let file_len = self.handles[*i].metadata().map_err(io(path))?.len();
+        if start.checked_add(len).is_none_or(|end| end > file_len) {
+            return Err(format(format!(
+                "its bytes end past the file's {file_len} bytes (a partial download?)"
+            )));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        self.handles[*i]
+            .read_exact_at(&mut bytes, start)
+            .map_err(io(path))?;
+        Tensor::f_from_data_size(&bytes, &e.shape, kind).map_err(|err| format(err.to_string()))
+    }
+}
+
 /// Copies every variable of `vs` from `files`, converting dtypes (fp16/bf16 files into fp32 stores and back).
 /// Every variable must be found with its exact shape. Tensors are read one at a time, so memory peaks at
 /// the store plus the largest tensor, not the store plus the file.
 pub fn load_into(vs: &VarStore, files: &[PathBuf]) -> Result<LoadReport, WeightsError> {
+    let index = TensorIndex::open(files)?;
+    load_mapped(vs, &index, |name| vec![Source::same(name)])
+}
+
+/// Fills every variable of `vs` from `index`: `sources(name)` lists where the variable may come from, first
+/// found wins (e.g. a single-file checkpoint's LDM key; a legacy name as a fallback). A variable none of whose
+/// sources is there is an error naming the variable, the keys tried and the file.
+pub fn load_mapped(
+    vs: &VarStore,
+    index: &TensorIndex,
+    sources: impl Fn(&str) -> Vec<Source>,
+) -> Result<LoadReport, WeightsError> {
     let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
-    let mut found = HashSet::new();
-    let mut report = LoadReport::default();
-    for path in files {
-        let mut f = std::fs::File::open(path).map_err(io(path))?;
-        let (data_start, entries) = read_header(path, &mut f)?;
-        let format = |name: &str, reason: String| WeightsError::Format {
-            path: path.clone(),
-            reason: format!("tensor {name:?}: {reason}"),
+    let mut used = HashSet::new();
+    let mut missing: Vec<(String, Vec<Source>)> = Vec::new();
+    for (name, var) in &vars {
+        let tried = sources(name);
+        let Some(src) = tried.iter().find(|s| index.contains(&s.key)) else {
+            missing.push((name.clone(), tried));
+            continue;
         };
-        for e in entries {
-            let Some(var) = vars.get(&e.name) else {
-                report.unexpected.push(e.name);
-                continue;
-            };
-            if e.shape != var.size() {
-                return Err(WeightsError::Shape {
-                    key: e.name,
-                    file: path.clone(),
-                    expected: var.size(),
-                    found: e.shape,
-                });
+        let file = index.file_of(&src.key);
+        let raw = index.read(&src.key)?;
+        let want = var.size();
+        let shape_err = |found: Vec<i64>| WeightsError::Shape {
+            key: src.key.clone(),
+            file: file.clone(),
+            expected: want.clone(),
+            found,
+        };
+        let value = match src.transform {
+            Transform::Same => raw,
+            Transform::SqueezeConv => {
+                let s = raw.size();
+                let trailing_ones = s.len() > 2 && s[2..].iter().all(|&d| d == 1);
+                if !(trailing_ones || s.len() == 2) || s[..2] != want[..] {
+                    return Err(shape_err(s));
+                }
+                raw.reshape(&want)
             }
-            let kind = kind_of(&e.dtype).ok_or_else(|| WeightsError::Dtype {
-                key: e.name.clone(),
-                file: path.clone(),
-                dtype: e.dtype.clone(),
-            })?;
-            let numel: i64 = e.shape.iter().product();
-            let len = e.end - e.begin;
-            if len != numel as u64 * kind.elt_size_in_bytes() as u64 {
-                return Err(format(
-                    &e.name,
-                    format!("{len} bytes for shape {:?} of {}", e.shape, e.dtype),
-                ));
+            Transform::Third(k) => {
+                let s = raw.size();
+                if s.is_empty() || s[0] % 3 != 0 {
+                    return Err(shape_err(s));
+                }
+                raw.narrow(0, k as i64 * (s[0] / 3), s[0] / 3)
             }
-            // Checked: the offsets come from the file; a wrapped sum would read some other tensor's bytes.
-            let start = data_start.checked_add(e.begin).ok_or_else(|| {
-                format(
-                    &e.name,
-                    format!("data_offsets start at {}, past any file", e.begin),
-                )
-            })?;
-            let mut bytes = vec![0u8; len as usize];
-            f.seek(SeekFrom::Start(start)).map_err(io(path))?;
-            f.read_exact(&mut bytes).map_err(io(path))?;
-            let src = Tensor::f_from_data_size(&bytes, &e.shape, kind)
-                .map_err(|err| format(&e.name, err.to_string()))?;
-            let mut dst = var.shallow_clone();
-            tch::no_grad(|| dst.f_copy_(&src)).map_err(|err| format(&e.name, err.to_string()))?;
-            found.insert(e.name);
+        };
+        if value.size() != want {
+            return Err(shape_err(
+                index.shape(&src.key).unwrap_or_default().to_vec(),
+            ));
         }
+        let mut dst = var.shallow_clone();
+        tch::no_grad(|| dst.f_copy_(&value)).map_err(|err| WeightsError::Format {
+            path: file.clone(),
+            reason: format!("tensor {:?}: {err}", src.key),
+        })?;
+        used.insert(src.key.clone());
     }
-    let missing: Vec<&String> = vars.keys().filter(|k| !found.contains(*k)).collect();
-    if let Some(first) = missing.first() {
+    if let Some((name, tried)) = missing.first() {
+        let direct = tried.len() == 1 && tried[0].key == *name;
         return Err(WeightsError::MissingKey {
-            key: (*first).clone(),
+            key: if direct {
+                format!("{name:?}")
+            } else {
+                format!(
+                    "{name} (looked for {})",
+                    tried
+                        .iter()
+                        .map(|s| format!("{:?}", s.key))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                )
+            },
             count: missing.len(),
-            files: files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            files: index.files_label(),
         });
     }
-    report.unexpected.sort();
-    Ok(report)
+    let unexpected = index
+        .names()
+        .filter(|n| !used.contains(*n))
+        .map(str::to_owned)
+        .collect();
+    Ok(LoadReport { unexpected })
 }
 
 /// Writes every variable of `vs` to one safetensors file, optionally cast (e.g. to `Kind::Half`).

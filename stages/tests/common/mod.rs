@@ -4,3 +4,5 @@
 pub mod fixtures;
 pub mod gltf;
 pub mod mesh;
+pub mod parity;
+pub mod single_file;

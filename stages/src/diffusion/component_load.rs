@@ -1,0 +1,180 @@
+//! Builds each network of a pipeline and fills it from where [`PipelineSource`] says its weights are: a diffusers
+//! folder (variant files first; older VAE attention names accepted) or a single-file checkpoint read key by key.
+
+use std::path::{Path, PathBuf};
+
+use tch::{nn::VarStore, Device, Kind};
+
+use super::clip::{checkpoint_has_prefix, ClipTextTransformer};
+use super::config::{AutoencoderKLConfig, ClipTextConfig};
+use super::error::DiffusionError;
+use super::noise;
+use super::pipeline_source::{PipelineSource, VaeSource, Weights};
+use super::single_file::kind::VAE_PREFIX;
+use super::single_file::{text_keys, unet_keys::UNetKeys, vae_keys};
+use super::unet::UNet2DConditionModel;
+use super::unet_config::UNet2DConditionConfig;
+use super::vae::AutoencoderKL;
+use super::weights::{self, Source, TensorIndex};
+
+/// A network and the store that holds its tensors.
+pub struct Loaded<T> {
+    pub net: T,
+    pub store: VarStore,
+}
+
+fn cast(vs: &mut VarStore, dtype: Kind) {
+    if dtype != Kind::Float {
+        vs.set_kind(dtype);
+    }
+}
+
+fn folder_index(
+    dir: &Path,
+    stem: &str,
+    variant: Option<&str>,
+) -> Result<TensorIndex, DiffusionError> {
+    let files = weights::find_weights(dir, stem, variant)?;
+    Ok(TensorIndex::open(&files)?)
+}
+
+pub fn text_encoder(
+    src: &PipelineSource,
+    cfg: &ClipTextConfig,
+    device: Device,
+    dtype: Kind,
+) -> Result<Loaded<ClipTextTransformer>, DiffusionError> {
+    let mut store = VarStore::new(device);
+    // Module construction draws random init values: hold the generator lock so a job drawing its noise
+    // on another thread is not disturbed (the values are overwritten by the weights anyway).
+    let net = match &src.weights {
+        Weights::Folder(root) => {
+            let index = folder_index(&root.join("text_encoder"), "model", src.variant.as_deref())?;
+            let net = noise::with_rng_lock(|| {
+                if checkpoint_has_prefix(index.names()) {
+                    ClipTextTransformer::new(store.root(), cfg)
+                } else {
+                    ClipTextTransformer::new_at(store.root(), cfg)
+                }
+            });
+            weights::load_mapped(&store, &index, |n| vec![Source::same(n)])?;
+            net
+        }
+        Weights::SingleFile(file) => {
+            let net = noise::with_rng_lock(|| ClipTextTransformer::new(store.root(), cfg));
+            let layout = file.detected.text;
+            weights::load_mapped(&store, &file.index, |n| text_keys::sources(n, layout))?;
+            net
+        }
+    };
+    cast(&mut store, dtype);
+    Ok(Loaded { net, store })
+}
+
+pub fn unet(
+    src: &PipelineSource,
+    cfg: &UNet2DConditionConfig,
+    device: Device,
+    dtype: Kind,
+) -> Result<Loaded<UNet2DConditionModel>, DiffusionError> {
+    let origin = src.configs.origin("unet/config.json");
+    if cfg.in_channels != 4 && cfg.in_channels != 5 {
+        return Err(DiffusionError::Channels {
+            path: origin,
+            channels: cfg.in_channels,
+        });
+    }
+    let mut store = VarStore::new(device);
+    let net = noise::with_rng_lock(|| UNet2DConditionModel::new(store.root(), cfg))
+        .map_err(|e| e.at(&origin))?;
+    match &src.weights {
+        Weights::Folder(root) => {
+            let index = folder_index(
+                &root.join("unet"),
+                "diffusion_pytorch_model",
+                src.variant.as_deref(),
+            )?;
+            weights::load_mapped(&store, &index, |n| vec![Source::same(n)])?;
+        }
+        Weights::SingleFile(file) => {
+            let keys = UNetKeys::new(cfg, src.ema).map_err(|e| e.at(&origin))?;
+            weights::load_mapped(&store, &file.index, |n| keys.sources(n))?;
+        }
+    }
+    cast(&mut store, dtype);
+    Ok(Loaded { net, store })
+}
+
+/// The VAE's config: the replacement folder's own, else the model's.
+pub fn vae_config(src: &PipelineSource) -> Result<(PathBuf, AutoencoderKLConfig), DiffusionError> {
+    match &src.vae {
+        Some(VaeSource::Folder(dir)) => {
+            let path = dir.join("config.json");
+            Ok((path.clone(), AutoencoderKLConfig::from_file(&path)?))
+        }
+        _ => Ok((src.configs.origin("vae/config.json"), src.configs.vae()?)),
+    }
+}
+
+/// How a standalone VAE file names its tensors.
+fn vae_file_sources(index: &TensorIndex, up_blocks: usize) -> impl Fn(&str) -> Vec<Source> {
+    let diffusers = index.contains("encoder.conv_in.weight")
+        && index.names().any(|k| k.starts_with("encoder.down_blocks."));
+    let prefix = if index.names().any(|k| k.starts_with(VAE_PREFIX)) {
+        VAE_PREFIX
+    } else {
+        ""
+    };
+    move |n: &str| {
+        if diffusers {
+            vae_keys::folder_sources(n)
+        } else {
+            vae_keys::sources(n, up_blocks, prefix)
+        }
+    }
+}
+
+pub fn vae(
+    src: &PipelineSource,
+    cfg: &AutoencoderKLConfig,
+    origin: &Path,
+    device: Device,
+    dtype: Kind,
+) -> Result<Loaded<AutoencoderKL>, DiffusionError> {
+    let mut store = VarStore::new(device);
+    let net =
+        noise::with_rng_lock(|| AutoencoderKL::new(store.root(), cfg)).map_err(|e| e.at(origin))?;
+    let up_blocks = cfg.up_block_types.len();
+    match (&src.vae, &src.weights) {
+        (Some(VaeSource::Folder(dir)), _) => {
+            let index = folder_index(dir, "diffusion_pytorch_model", src.variant.as_deref())?;
+            weights::load_mapped(&store, &index, vae_keys::folder_sources)?;
+        }
+        (Some(VaeSource::File(path)), _) => {
+            if weights::is_pickle(path) {
+                return Err(weights::WeightsError::Pickle { path: path.clone() }.into());
+            }
+            let index = TensorIndex::open(std::slice::from_ref(path))?;
+            weights::load_mapped(&store, &index, vae_file_sources(&index, up_blocks))?;
+        }
+        (None, Weights::Folder(root)) => {
+            let index = folder_index(
+                &root.join("vae"),
+                "diffusion_pytorch_model",
+                src.variant.as_deref(),
+            )?;
+            weights::load_mapped(&store, &index, vae_keys::folder_sources)?;
+        }
+        (None, Weights::SingleFile(file)) => {
+            weights::load_mapped(&store, &file.index, |n| {
+                vae_keys::sources(n, up_blocks, VAE_PREFIX)
+            })?;
+        }
+    }
+    // As diffusers: a VAE marked `force_upcast` (SD's overflows in float16) stays in float32.
+    cast(
+        &mut store,
+        if cfg.force_upcast { Kind::Float } else { dtype },
+    );
+    Ok(Loaded { net, store })
+}

@@ -1,0 +1,306 @@
+//! Single-file checkpoints (original LDM layout) give diffusers' images: each tiny model's single file, assembled
+//! from the recipe diffusers verified (see `common::single_file`), loads through texaug's key mapping and runs
+//! every img2img / depth2img case of that model's fixtures. Detection and its errors are checked on headers with
+//! real SD 1.5 / 2.x shapes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::fixtures::fixtures;
+use common::parity::pipeline_parity;
+use common::single_file;
+use tch::{Device, Kind, Tensor};
+use texaug_stages::diffusion::img2img::{Img2ImgRequest, StableDiffusion};
+use texaug_stages::diffusion::model_dir::ModelSource;
+use texaug_stages::diffusion::pipeline_source::ModelRef;
+use texaug_stages::diffusion::single_file::{CheckpointKind, SingleFile};
+
+fn single_file_ref(file: &Path, config: &Path) -> ModelRef {
+    ModelRef {
+        config: Some(ModelSource::Dir(config.to_path_buf())),
+        ..ModelRef::from(ModelSource::File(file.to_path_buf()))
+    }
+}
+
+fn parity_from_single_file(model: &str, pipeline: &str) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = single_file::write(model, tmp.path(), Kind::Float);
+    // Configs only: the weights can come from nowhere but the single file.
+    let config = single_file::config_only(model, tmp.path());
+    let model_ref = single_file_ref(&file, &config);
+    pipeline_parity(model, pipeline, &|kind| {
+        StableDiffusion::load_ref(&model_ref, Device::Cpu, Kind::Float, Some(kind))
+            .unwrap_or_else(|e| panic!("{model} single file: {e}"))
+    });
+}
+
+#[test]
+fn sd1_single_file_gives_diffusers_images() {
+    parity_from_single_file("sd1-tiny", "img2img");
+}
+
+#[test]
+fn sd2_v_prediction_single_file_gives_diffusers_images() {
+    parity_from_single_file("sd2-tiny", "img2img");
+}
+
+#[test]
+fn sd2_depth_single_file_gives_diffusers_images() {
+    parity_from_single_file("sd2-depth-tiny", "depth2img");
+}
+
+/// A single file saved in float16 (as most shared checkpoints are) loads into a float32 pipeline: the weights
+/// round, nothing else changes.
+#[test]
+fn a_float16_single_file_loads_with_rounded_weights() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = single_file::write("sd1-tiny", tmp.path(), Kind::Half);
+    let config = single_file::config_only("sd1-tiny", tmp.path());
+    let half = StableDiffusion::load_ref(
+        &single_file_ref(&file, &config),
+        Device::Cpu,
+        Kind::Float,
+        None,
+    )
+    .expect("fp16 single file");
+    let plain = StableDiffusion::load(
+        &ModelSource::Dir(fixtures().join("models/sd1-tiny")),
+        Device::Cpu,
+        Kind::Float,
+        None,
+    )
+    .expect("folder");
+    let (a, b) = (
+        half.encode_prompts(&["a red mug"]),
+        plain.encode_prompts(&["a red mug"]),
+    );
+    let err = (&a - &b).abs().max().double_value(&[]);
+    assert!(err > 0.0 && err < 0.05, "fp16 rounding only: {err}");
+}
+
+/// The tiny models' shapes are no published model's: without `config` the file cannot be told, and the error
+/// says what was found and how to say what it is.
+#[test]
+fn an_unrecognised_checkpoint_asks_for_its_kind_or_config() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = single_file::write("sd1-tiny", tmp.path(), Kind::Float);
+    let plain = ModelRef::from(ModelSource::File(file.clone()));
+    let err = StableDiffusion::load_ref(&plain, Device::Cpu, Kind::Float, None)
+        .err()
+        .expect("no kind")
+        .to_string();
+    assert!(
+        err.contains("cannot tell")
+            && err.contains("cross-attention width 32")
+            && err.contains("[model] kind")
+            && err.contains("\"sd2-v\"")
+            && err.contains("[model] config"),
+        "{err}"
+    );
+    // Said to be SD 1.5, its tensors do not have SD 1.5's shapes: the error names the key and both shapes.
+    let as_sd1 = ModelRef {
+        kind: Some(CheckpointKind::Sd1),
+        ..plain.clone()
+    };
+    let err = StableDiffusion::load_ref(&as_sd1, Device::Cpu, Kind::Float, None)
+        .err()
+        .expect("wrong shapes");
+    let err = err.to_string();
+    assert!(
+        err.contains("has shape") && err.contains("sd1-tiny.safetensors"),
+        "{err}"
+    );
+    // A kind whose input channels disagree with the UNet is refused before anything loads.
+    let as_depth = ModelRef {
+        kind: Some(CheckpointKind::Sd2Depth),
+        ..plain
+    };
+    let err = StableDiffusion::load_ref(&as_depth, Device::Cpu, Kind::Float, None)
+        .err()
+        .expect("mismatch")
+        .to_string();
+    assert!(
+        err.contains("5 input channels") && err.contains("takes 4"),
+        "{err}"
+    );
+}
+
+/// A tensor's name and shape.
+type Named<'a> = (&'a str, &'a [i64]);
+
+/// A header with the sentinel tensors of a published model (real shapes, half precision, nothing else).
+fn header_only(dir: &Path, name: &str, tensors: &[Named]) -> PathBuf {
+    let path = dir.join(name);
+    let named: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(k, s)| {
+            (
+                (*k).to_owned(),
+                Tensor::zeros(*s, (Kind::Half, Device::Cpu)),
+            )
+        })
+        .collect();
+    Tensor::write_safetensors(&named, &path).expect("write");
+    path
+}
+
+const IN_CONV: &str = "model.diffusion_model.input_blocks.0.0.weight";
+const TO_K: &str = "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight";
+const CLIP: &str = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight";
+const OPEN_CLIP: &str = "cond_stage_model.model.token_embedding.weight";
+
+#[test]
+fn published_kinds_are_told_from_shapes_as_diffusers_tells_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let kind_of = |name: &str, channels: i64, context: i64, text: &str| {
+        let p = header_only(
+            tmp.path(),
+            name,
+            &[
+                (IN_CONV, &[320, channels, 3, 3]),
+                (TO_K, &[320, context]),
+                (text, &[2, 2]),
+            ],
+        );
+        SingleFile::open(&p, None).expect("open").detected
+    };
+    let d = kind_of("sd15.safetensors", 4, 768, CLIP);
+    assert_eq!(d.kind, Some(CheckpointKind::Sd1));
+    assert!(!d.guessed);
+    assert_eq!(
+        kind_of("sd15-inpaint.safetensors", 9, 768, CLIP).kind,
+        Some(CheckpointKind::Sd1Inpaint)
+    );
+    assert_eq!(
+        kind_of("sd2-depth.safetensors", 5, 1024, OPEN_CLIP).kind,
+        Some(CheckpointKind::Sd2Depth)
+    );
+    assert_eq!(
+        kind_of("sd2-inpaint.safetensors", 9, 1024, OPEN_CLIP).kind,
+        Some(CheckpointKind::Sd2Inpaint)
+    );
+    // SD 2's weights cannot tell epsilon-512 from v-768: diffusers takes v, and so does texaug, saying it guessed.
+    let d = kind_of("sd21.safetensors", 4, 1024, OPEN_CLIP);
+    assert_eq!(d.kind, Some(CheckpointKind::Sd2V));
+    assert!(d.guessed);
+}
+
+#[test]
+fn files_that_are_not_checkpoints_say_what_they_are() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cases: [(&str, &[Named], &str); 5] = [
+        (
+            "lora.safetensors",
+            &[
+                (
+                    "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
+                    &[4, 320],
+                ),
+                ("lora_unet_down_blocks_0_attentions_0_proj_in.alpha", &[1]),
+                (
+                    "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight",
+                    &[3072, 4],
+                ),
+            ],
+            "a LoRA",
+        ),
+        (
+            "controlnet.safetensors",
+            &[
+                ("control_model.time_embed.0.weight", &[1280, 320]),
+                ("control_model.x", &[1]),
+                ("control_model.y", &[1]),
+            ],
+            "a ControlNet",
+        ),
+        (
+            "vae.safetensors",
+            &[
+                ("encoder.down.0.block.0.conv1.weight", &[2, 2]),
+                ("decoder.up.0.block.0.conv1.weight", &[2, 2]),
+                ("encoder.conv_in.weight", &[2, 2]),
+            ],
+            "[model] vae",
+        ),
+        (
+            "unet.safetensors",
+            &[
+                ("down_blocks.0.resnets.0.conv1.weight", &[2, 2]),
+                ("conv_in.weight", &[2, 2]),
+                ("conv_out.weight", &[2, 2]),
+            ],
+            "model_index.json",
+        ),
+        (
+            "sdxl.safetensors",
+            &[
+                (IN_CONV, &[320, 4, 3, 3]),
+                (
+                    "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias",
+                    &[1280],
+                ),
+            ],
+            "SDXL",
+        ),
+    ];
+    for (name, tensors, want) in cases {
+        let p = header_only(tmp.path(), name, tensors);
+        let err = SingleFile::open(&p, None).err().expect(name).to_string();
+        assert!(err.contains(want) && err.contains(name), "{name}: {err}");
+    }
+    let ckpt = tmp.path().join("model.ckpt");
+    std::fs::write(&ckpt, b"pickle").expect("write");
+    let err = SingleFile::open(&ckpt, None)
+        .err()
+        .expect("pickle")
+        .to_string();
+    assert!(err.contains("arbitrary code"), "{err}");
+}
+
+/// A replacement VAE, as users swap in `sd-vae-ft-mse`: in its original layout as one file (keys without
+/// `first_stage_model.`), it takes the place of the model's own. The same weights give the same image; other
+/// weights another.
+#[test]
+fn a_vae_file_in_the_original_layout_replaces_the_model_vae() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let vae_file = |name: &str, scale: f64| {
+        let tensors: Vec<(String, Tensor)> = single_file::assemble("sd1-tiny", Kind::Float)
+            .into_iter()
+            .filter_map(|(k, t)| {
+                k.strip_prefix("first_stage_model.")
+                    .map(|k| (k.to_owned(), (t * scale).contiguous()))
+            })
+            .collect();
+        let path = tmp.path().join(name);
+        Tensor::write_safetensors(&tensors, &path).expect("write");
+        path
+    };
+    let folder = ModelSource::Dir(fixtures().join("models/sd1-tiny"));
+    let input = image::open(fixtures().join("outputs/sd1-tiny/img2img/input.png"))
+        .expect("input")
+        .to_rgb8();
+    let req = Img2ImgRequest {
+        steps: 4,
+        strength: 0.5,
+        seed: 3,
+        ..Img2ImgRequest::new(input, "a mug")
+    };
+    let run = |vae: Option<PathBuf>| {
+        let model = ModelRef {
+            vae,
+            ..ModelRef::from(folder.clone())
+        };
+        let sd = StableDiffusion::load_ref(&model, Device::Cpu, Kind::Float, None).expect("load");
+        sd.img2img(std::slice::from_ref(&req)).expect("img2img")[0].clone()
+    };
+    let own = run(None);
+    assert_eq!(
+        run(Some(vae_file("same.safetensors", 1.0))).as_raw(),
+        own.as_raw()
+    );
+    assert_ne!(
+        run(Some(vae_file("other.safetensors", 0.5))).as_raw(),
+        own.as_raw()
+    );
+}
