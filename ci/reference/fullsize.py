@@ -7,7 +7,9 @@ For each variant it writes, under DIR/<variant>/, a diffusers-layout pipeline wh
 `config.json` files are the published ones (sparse: missing keys take diffusers' defaults, exactly the
 situation a loader meets with the real checkpoints), seeded random weights, and `reference.safetensors`
 with one text-encoder pass, one UNet step and a VAE round trip computed by diffusers from the saved files.
-texaug's ignored test reads DIR from env TEXAUG_FULLSIZE_DIR. See tests/fixtures/README.md.
+It also writes `single_file.safetensors`, the same weights in the original (LDM) single-file layout, which
+diffusers' from_single_file must load back exactly. texaug's ignored tests read DIR from env TEXAUG_FULLSIZE_DIR.
+See tests/fixtures/README.md.
 """
 
 from __future__ import annotations
@@ -251,6 +253,24 @@ def build_variant(root: Path, name: str) -> None:
             print(f"  {k:34s} {list(x.shape)} std {x.std():.4f}", flush=True)
 
 
+def write_single_file(root: Path, name: str) -> None:
+    """The variant as one single-file checkpoint in the original layout, verified by diffusers (see
+    single_file.py): texaug's ignored test loads it with its built-in published configs."""
+    import single_file
+
+    dst = root / name
+    text_kind = "clip" if name == "sd15" else "openclip"
+    print(f"{name}: single file", flush=True)
+    entries = single_file.build_recipe(dst, text_kind)
+    ckpt = dst / "single_file.safetensors"
+    from safetensors.torch import save_file
+
+    tensors = single_file.assemble(dst, entries)
+    save_file(tensors, str(ckpt))
+    del tensors
+    print(f"  {single_file.verify(dst, ckpt, text_kind)} tensors load back through diffusers", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, type=Path, help="output directory (large: ~9 GB for both variants)")
@@ -264,6 +284,7 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("TEXAUG_FULLSIZE_THREADS", "1")))
     for n in names:
         build_variant(args.out, n)
+        write_single_file(args.out, n)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ The destination is built next to --out and renamed into place, so it is complete
 Example:
   texaug generate --model models/tiny-sd1 --image in.png --prompt \"a mug carved from oak\" \\
       --strength 0.6 --steps 20 --guidance 7.5 --scheduler ddim --seed 42 --out out.png")]
-    Generate(GenerateArgs),
+    Generate(Box<GenerateArgs>),
     /// Model utilities.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -159,9 +159,19 @@ pub struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Model folder in diffusers layout.
-    #[arg(long, value_name = "DIR")]
+    /// Model: a diffusers folder, or a single-file checkpoint (.safetensors in the original SD layout).
+    #[arg(long, value_name = "DIR|FILE")]
     pub model: PathBuf,
+    /// For a single-file --model: the diffusers folder whose configs and tokenizer it uses (default: texaug's
+    /// built-in configs of the detected kind).
+    #[arg(long, value_name = "DIR")]
+    pub config: Option<PathBuf>,
+    /// For a single-file --model whose kind cannot be told: sd1, sd1-inpaint, sd2, sd2-v, sd2-depth, sd2-inpaint.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// A replacement VAE: a diffusers AutoencoderKL folder or one .safetensors file.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub vae: Option<PathBuf>,
     /// Input image.
     #[arg(long, value_name = "IN.png")]
     pub image: PathBuf,
@@ -208,6 +218,40 @@ pub enum ModelCommand {
         after_help = "Example:\n  texaug model init-tiny --kind sd1 --out output/models/tiny-sd1 --vocab bpe_simple_vocab_16e6.txt.gz"
     )]
     InitTiny(InitTinyArgs),
+    /// Say what a model file or folder holds: kind, prediction type, resolution, parameters, dtypes (from headers
+    /// only; nothing is loaded).
+    #[command(
+        after_help = "Examples:\n  texaug model inspect models/dreamshaper_8.safetensors\n  texaug model inspect models/sd-2-depth --json"
+    )]
+    Inspect(ModelInspectArgs),
+    /// Write a diffusers folder as one single-file checkpoint in the original SD layout (for A1111, ComfyUI or
+    /// diffusers' from_single_file).
+    #[command(
+        after_help = "Example:\n  texaug model to-single-file --model output/models/tiny-sd1 --out tiny-sd1.safetensors --dtype fp16"
+    )]
+    ToSingleFile(ToSingleFileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ToSingleFileArgs {
+    /// The diffusers folder (SD 1.x/2.x, 2-depth).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    #[arg(long, value_name = "OUT.safetensors")]
+    pub out: PathBuf,
+    /// keep | fp32 | fp16 | bf16.
+    #[arg(long, default_value = "keep")]
+    pub dtype: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelInspectArgs {
+    /// A single-file checkpoint, a VAE or LoRA file, or a diffusers folder.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Print one JSON object instead of lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -304,3 +304,101 @@ fn a_vae_file_in_the_original_layout_replaces_the_model_vae() {
         own.as_raw()
     );
 }
+
+/// `export_folder` writes what diffusers reads: for each tiny model every tensor of the verified recipe, bit for
+/// bit, under the same key (less the two extras real SD 2 files carry, which nothing reads).
+#[test]
+fn the_exported_single_file_is_the_one_diffusers_verified() {
+    use texaug_stages::diffusion::single_file::export::export_folder;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for model in ["sd1-tiny", "sd2-tiny", "sd2-depth-tiny"] {
+        let out = tmp.path().join(format!("{model}.safetensors"));
+        let n = export_folder(&fixtures().join("models").join(model), &out, None, None)
+            .unwrap_or_else(|e| panic!("{model}: {e}"));
+        let written: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&out)
+            .expect("read")
+            .into_iter()
+            .collect();
+        let layers = if model == "sd1-tiny" { None } else { Some(3) };
+        let want: Vec<(String, Tensor)> = single_file::assemble(model, Kind::Float)
+            .into_iter()
+            .filter(|(k, _)| {
+                !k.ends_with("text_projection")
+                    && layers.is_none_or(|l| !k.contains(&format!(".resblocks.{l}.")))
+            })
+            .collect();
+        assert_eq!(n, want.len(), "{model}: tensor count");
+        for (k, t) in &want {
+            let got = written
+                .get(k)
+                .unwrap_or_else(|| panic!("{model}: {k} not written"));
+            assert!(got.equal(t), "{model}: {k} differs");
+        }
+    }
+}
+
+/// Full size (`make fullsize-check`): SD 1.5 and SD 2.1 as single files, loaded with texaug's built-in published
+/// configs (no `config` folder; SD 1.5 detected, SD 2.1 taken as v-prediction as diffusers takes it), give the
+/// same embeddings and images as their diffusers folders, which the full-size network test checks against
+/// diffusers.
+#[test]
+#[ignore = "needs TEXAUG_FULLSIZE_DIR with the full-size reference models"]
+fn fullsize_single_files_load_with_builtin_configs() {
+    let root = PathBuf::from(
+        std::env::var_os("TEXAUG_FULLSIZE_DIR")
+            .expect("set TEXAUG_FULLSIZE_DIR to the output folder of ci/reference/fullsize.py"),
+    );
+    let mut ran = 0;
+    for (variant, kind) in [
+        ("sd15", CheckpointKind::Sd1),
+        ("sd21", CheckpointKind::Sd2V),
+    ] {
+        let dir = root.join(variant);
+        let file = dir.join("single_file.safetensors");
+        if !file.exists() {
+            eprintln!("{variant}: no single file, skipped");
+            continue;
+        }
+        ran += 1;
+        let detected = SingleFile::open(&file, None).expect("open").detected;
+        assert_eq!(detected.kind, Some(kind), "{variant}");
+        let from_file = StableDiffusion::load_ref(
+            &ModelRef::from(ModelSource::File(file.clone())),
+            Device::Cpu,
+            Kind::Float,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{variant} single file: {e}"));
+        let from_folder = StableDiffusion::load(
+            &ModelSource::Dir(dir.clone()),
+            Device::Cpu,
+            Kind::Float,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{variant} folder: {e}"));
+        let prompts = ["a photograph of an astronaut riding a horse", ""];
+        let (a, b) = (
+            from_file.encode_prompts(&prompts),
+            from_folder.encode_prompts(&prompts),
+        );
+        assert!(a.equal(&b), "{variant}: text embeddings differ");
+        let input = image::open(fixtures().join("outputs/sd1-tiny/img2img/input.png"))
+            .expect("input")
+            .to_rgb8();
+        let req = Img2ImgRequest {
+            steps: 2,
+            strength: 0.5,
+            seed: 5,
+            ..Img2ImgRequest::new(input, prompts[0])
+        };
+        let (x, y) = (
+            from_file.img2img(std::slice::from_ref(&req)).expect("file"),
+            from_folder
+                .img2img(std::slice::from_ref(&req))
+                .expect("folder"),
+        );
+        assert_eq!(x[0].as_raw(), y[0].as_raw(), "{variant}: images differ");
+        eprintln!("{variant}: single file with built-in {kind} configs = diffusers folder");
+    }
+    assert!(ran > 0, "no single file under {}", root.display());
+}

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use texaug_stages::diffusion::model_dir::ModelSource;
+use texaug_stages::diffusion::pipeline_source::ModelRef;
 use texaug_stages::job::{
     prepare, AssetRef, DepthMode, DepthSettings, DepthStage, JobSettings, ModelSize, Retextured,
     Stage,
@@ -27,9 +28,20 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
     }
     let device = DeviceSpec::parse_one(&args.device).map_err(anyhow::Error::msg)?;
     let scheduler = loading::parse_scheduler(args.scheduler.as_deref())?;
-    let source = ModelSource::Dir(args.model.clone());
+    let kind = args
+        .kind
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: String| anyhow::anyhow!("--kind: {e}"))?;
+    let model = ModelRef {
+        config: args.config.as_deref().map(ModelSource::local),
+        kind,
+        vae: args.vae.clone(),
+        ..ModelRef::from(ModelSource::local(&args.model))
+    };
     let sd = loading::load_with(
-        &source,
+        &model,
         device,
         "auto",
         scheduler,

@@ -7,6 +7,7 @@ pub mod generate;
 pub mod inspect;
 pub mod merge;
 pub mod model;
+pub mod model_inspect;
 pub mod plan;
 pub mod run;
 pub mod validate;
@@ -22,8 +23,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::validate(&args.recipe),
         Command::Inspect(args) => inspect::inspect(&args.output, args.max_failures),
         Command::Merge(args) => merge::merge(&args.inputs, &args.out, args.copy),
-        Command::Generate(args) => generate::generate(args),
+        Command::Generate(args) => generate::generate(*args),
         Command::Model(ModelCommand::InitTiny(args)) => model::init_tiny(args),
+        Command::Model(ModelCommand::Inspect(args)) => model_inspect::inspect(&args),
+        Command::Model(ModelCommand::ToSingleFile(args)) => model::to_single_file(&args),
         Command::Dev(DevCommand::DemoData { dir }) => dev::demo_data(&dir),
     }
 }

@@ -1,6 +1,7 @@
-//! `texaug model init-tiny`: a tiny random model in the diffusers layout, for tests, CI and the demo.
+//! `texaug model init-tiny`: a tiny random model in the diffusers layout, for tests, CI and the demo; `texaug
+//! model to-single-file`: a diffusers folder as one checkpoint in the original layout.
 
-use crate::cli::{InitTinyArgs, TinyKindArg};
+use crate::cli::{InitTinyArgs, TinyKindArg, ToSingleFileArgs};
 use anyhow::{anyhow, Context, Result};
 use std::process::ExitCode;
 use texaug_stages::diffusion::tiny::{init_tiny as write_tiny, TinyKind};
@@ -29,5 +30,24 @@ pub fn init_tiny(args: InitTinyArgs) -> Result<ExitCode> {
         args.out.display(),
         t0.elapsed().as_secs_f64()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn to_single_file(args: &ToSingleFileArgs) -> Result<ExitCode> {
+    let kind = match args.dtype.as_str() {
+        "keep" => None,
+        "fp32" => Some(tch::Kind::Float),
+        "fp16" => Some(tch::Kind::Half),
+        "bf16" => Some(tch::Kind::BFloat16),
+        other => anyhow::bail!("--dtype {other}: use keep, fp32, fp16 or bf16"),
+    };
+    let n = texaug_stages::diffusion::single_file::export::export_folder(
+        &args.model,
+        &args.out,
+        None,
+        kind,
+    )
+    .with_context(|| format!("writing {} as {}", args.model.display(), args.out.display()))?;
+    eprintln!("texaug: wrote {} ({n} tensors)", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

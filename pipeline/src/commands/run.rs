@@ -85,22 +85,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .map_err(anyhow::Error::msg)
         .context("choosing devices (--devices or [devices] use)")?;
 
-    if let Some(v) = &recipe.model.variant {
-        eprintln!(
-            "texaug: warning: [model] variant = \"{v}\" is not used by this build; the weights without a variant \
-             suffix load (then cast to the dtype)"
-        );
-    }
     // Resolving the model writes nothing, so a missing model leaves no output folder behind.
-    let (model_source, model_dir) = loading::model_dir(&recipe.model)?;
+    let (model_ref, model_src) = loading::resolve(&recipe.model)?;
+    loading::warn_if_guessed(&model_src);
     // Before anything of this shard is removed or written: one run per output folder and shard.
     let _lock = ShardLock::acquire(&output, shard)?;
     let estimator = recipe.depth.as_ref().and_then(|d| d.estimator.as_deref());
     let extras = Extras {
         controlnet: controlnet.as_deref(),
         estimator,
+        ..Extras::default()
     };
-    let model = info::describe(&model_source.id(), &model_dir, extras)?;
+    let model = info::describe_source(&model_src, extras)?;
     let resume = args.resume || args.force_resume;
     if resume {
         let journal = journal_path(&output, shard);
@@ -136,7 +132,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         recipe_hash: loaded.hash.clone(),
         model_id: model.id.clone(),
         model_hash: model.hash.clone(),
-        default_scheduler: loading::default_scheduler_name(&model_dir),
+        default_scheduler: loading::default_scheduler_name(&model_src.configs),
     };
 
     let dev_labels: Vec<String> = devices.iter().map(ToString::to_string).collect();
@@ -151,7 +147,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         cpu_threads: recipe.devices.threads.max(1),
         queue_bytes: recipe.devices.queue_mib.saturating_mul(1 << 20),
     };
-    let loader = SdLoader::new(&recipe.model, model_source, controlnet);
+    let loader = SdLoader::new(&recipe.model, model_ref, controlnet);
     let stages = RecipeStages::new(output.clone(), recipe.stages.clone(), recipe.depth.as_ref())?;
     let mut count = 0u64;
     let mut recorded: HashSet<String> = HashSet::new();

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use texaug_stages::diffusion::config::{AutoencoderKLConfig, ClipTextConfig};
 use texaug_stages::diffusion::model_dir::ModelSource;
+use texaug_stages::diffusion::pipeline_source::{ConfigSet, Weights};
+use texaug_stages::diffusion::single_file::is_single_file;
 use texaug_stages::diffusion::unet_config::UNet2DConditionConfig;
 use texaug_stages::source::MeshAsset;
 
@@ -14,6 +16,7 @@ use super::recipe::{estimator_hub_id_refusal, DepthSpec, LoadedRecipe, Recipe, S
 use super::recipe_load::check;
 use super::recipe_schema::Key;
 use super::sources::{load_manifest, walk_dir, Source, SourceKind};
+use crate::model::loading;
 
 /// Every problem, and a one-line summary of what was checked.
 pub fn collect(recipe_path: &Path) -> (Vec<Diagnostic>, String) {
@@ -200,13 +203,94 @@ fn check_source(s: &Source) -> Vec<Diagnostic> {
     out
 }
 
+/// Each stage's kind against the UNet's input channels (5: depth-conditioned).
+fn check_unet_kind(loaded: &LoadedRecipe, channels: u64, model: &str) -> Vec<Diagnostic> {
+    let depth_unet = channels == 5;
+    let mut out = Vec::new();
+    for (i, stage) in loaded.recipe.stages.iter().enumerate() {
+        let wants_depth_unet = stage.kind == StageKind::Depth && stage.controlnet.is_none();
+        if wants_depth_unet != depth_unet {
+            let (message, fix) = match (stage.kind, wants_depth_unet) {
+                (StageKind::Depth, true) => (
+                    format!("depth stage `{}` needs a depth-conditioned model (SD 2-depth, 5 UNet input channels); {model} has {channels}", stage.stage_name()),
+                    "use an SD 2-depth model, or add controlnet = \"<ControlNet folder>\" to the stage for an SD 1.x model",
+                ),
+                _ => (
+                    format!("stage `{}` runs plain or ControlNet img2img, but {model} is depth-conditioned (5 UNet input channels)", stage.stage_name()),
+                    "use an SD 1.x/2.x model for this recipe, or make the stage kind = \"depth\" without controlnet",
+                ),
+            };
+            out.push(loaded.diagnostic_at(
+                &[Key::Name("stage"), Key::Index(i), Key::Name("kind")],
+                message,
+                fix,
+            ));
+        }
+    }
+    out
+}
+
+/// A single-file checkpoint: its header tells a kind (or the recipe does), its `config` folder and `vae` exist.
+fn check_single_file(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
+    let model = &loaded.recipe.model;
+    let key = match (&model.config, &model.vae) {
+        (Some(_), _) => "config",
+        (None, Some(_)) => "vae",
+        _ => "path",
+    };
+    let at_key = |key: &str, message: String, fix: &str| {
+        loaded.diagnostic_at(&[Key::Name("model"), Key::Name(key)], message, fix)
+    };
+    match loading::resolve(model) {
+        Err(e) => {
+            let message = format!("{e:#}");
+            // The config folder or VAE when the message is about them, else the file itself.
+            let key = if message.contains("does not exist") || message.contains("lacks") {
+                key
+            } else {
+                "path"
+            };
+            vec![at_key(
+                key,
+                message,
+                "see `texaug model inspect FILE` for what the file holds",
+            )]
+        }
+        Ok((_, src)) => {
+            let channels = match (&src.configs, &src.weights) {
+                (ConfigSet::Folder(_), _) => src.configs.unet().map(|c| c.in_channels).ok(),
+                (_, Weights::SingleFile(f)) => Some(f.detected.in_channels),
+                _ => None,
+            };
+            let name = model
+                .path
+                .as_deref()
+                .map_or_else(String::new, |p| p.display().to_string());
+            channels
+                .and_then(|c| u64::try_from(c).ok())
+                .map(|c| check_unet_kind(loaded, c, &name))
+                .unwrap_or_default()
+        }
+    }
+}
+
 /// The model folder: present, with the components and configs a Stable Diffusion pipeline needs.
 fn check_model(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
     let model = &loaded.recipe.model;
+    if model.path.as_deref().is_some_and(is_single_file) {
+        return check_single_file(loaded);
+    }
     let key = if model.path.is_some() { "path" } else { "id" };
     let at = |message: String, fix: &str| {
         loaded.diagnostic_at(&[Key::Name("model"), Key::Name(key)], message, fix)
     };
+    if let Some(v) = model.vae.as_deref().filter(|v| !v.exists()) {
+        return vec![loaded.diagnostic_at(
+            &[Key::Name("model"), Key::Name("vae")],
+            format!("[model] vae {} does not exist", v.display()),
+            "give a diffusers AutoencoderKL folder or a .safetensors VAE file",
+        )];
+    }
     let dir = match (&model.path, &model.id) {
         (Some(p), _) => p.clone(),
         (None, Some(id)) => match ModelSource::from_id(id).resolve() {
@@ -272,27 +356,11 @@ fn check_model(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
         }
     }
     if let Some(channels) = unet_in_channels(dir) {
-        let depth_unet = channels == 5;
-        for (i, stage) in loaded.recipe.stages.iter().enumerate() {
-            let wants_depth_unet = stage.kind == StageKind::Depth && stage.controlnet.is_none();
-            if wants_depth_unet != depth_unet {
-                let (message, fix) = match (stage.kind, wants_depth_unet) {
-                    (StageKind::Depth, true) => (
-                        format!("depth stage `{}` needs a depth-conditioned model (SD 2-depth, 5 UNet input channels); {} has {channels}", stage.stage_name(), dir.display()),
-                        "use an SD 2-depth model, or add controlnet = \"<ControlNet folder>\" to the stage for an SD 1.x model",
-                    ),
-                    _ => (
-                        format!("stage `{}` runs plain or ControlNet img2img, but {} is depth-conditioned (5 UNet input channels)", stage.stage_name(), dir.display()),
-                        "use an SD 1.x/2.x model for this recipe, or make the stage kind = \"depth\" without controlnet",
-                    ),
-                };
-                out.push(loaded.diagnostic_at(
-                    &[Key::Name("stage"), Key::Index(i), Key::Name("kind")],
-                    message,
-                    fix,
-                ));
-            }
-        }
+        out.extend(check_unet_kind(
+            loaded,
+            channels,
+            &dir.display().to_string(),
+        ));
     }
     for part in ["unet", "vae", "text_encoder"] {
         let has_weights = std::fs::read_dir(dir.join(part))

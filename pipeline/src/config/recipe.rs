@@ -110,8 +110,22 @@ pub struct ModelSpec {
     pub path: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Weight files `<name>.<variant>.safetensors` first (e.g. "fp16"), as diffusers' `variant`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// For a single-file `path`: the diffusers folder (or cached hub id) whose configs, tokenizer and scheduler
+    /// it uses instead of the built-in published ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// For a single-file `path` whose header cannot tell: sd1, sd1-inpaint, sd2, sd2-v, sd2-depth, sd2-inpaint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// A replacement VAE: a diffusers AutoencoderKL folder or one `.safetensors` file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae: Option<PathBuf>,
+    /// For a single-file `path`: use the UNet's EMA weights (`model_ema.*`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ema: bool,
     /// fp32 | fp16 | bf16 | auto (fp32 on CPU, fp16 on CUDA).
     #[serde(default = "default_dtype")]
     pub dtype: String,

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use texaug_stages::diffusion::single_file::{is_single_file, CheckpointKind};
+
 use super::devices::{DeviceList, DeviceSpec};
 use super::diagnostic::Diagnostic;
 use super::recipe::{canonical_scheduler, Recipe, StageKind, Strength, SCHEDULERS};
@@ -46,6 +48,29 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
             "write path = \"models/sd\" (a diffusers folder) or id = \"org/name\" (from the Hugging Face cache)",
         ),
         _ => {}
+    }
+    if let Some(k) = &r.model.kind {
+        if let Err(e) = k.parse::<CheckpointKind>() {
+            at(
+                &[Name("model"), Name("kind")],
+                e,
+                "name the base model the single file was trained from",
+            );
+        }
+    }
+    let single_file = r.model.path.as_deref().is_some_and(is_single_file);
+    for (key, given) in [
+        ("config", r.model.config.is_some()),
+        ("kind", r.model.kind.is_some()),
+        ("ema", r.model.ema),
+    ] {
+        if given && !single_file {
+            at(
+                &[Name("model"), Name(key)],
+                format!("`{key}` applies to a single-file checkpoint, and `[model]` names a diffusers folder or hub id"),
+                "remove it, or set path = \"model.safetensors\"",
+            );
+        }
     }
     if !matches!(r.model.dtype.as_str(), "auto" | "fp32" | "fp16" | "bf16") {
         at(

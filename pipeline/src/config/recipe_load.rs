@@ -7,7 +7,7 @@ use texaug_stages::file_read::read_input_file;
 use texaug_stages::files::sha256_hex;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
-use super::recipe::{LoadedRecipe, Recipe};
+use super::recipe::{looks_like_hub_id, LoadedRecipe, Recipe};
 use super::recipe_checks::semantic_checks;
 use super::recipe_schema::Spans;
 
@@ -120,12 +120,20 @@ fn resolve_paths(r: &mut Recipe, base: &Path) {
         r.sources.manifest.as_mut(),
         r.sources.dir.as_mut(),
         r.model.path.as_mut(),
+        r.model.vae.as_mut(),
         r.depth.as_mut().and_then(|d| d.estimator.as_mut()),
     ]
     .into_iter()
     .flatten()
     {
         resolve(base, p);
+    }
+    // A `config` is a folder (relative to the recipe) unless it reads as a hub id and no such folder exists.
+    if let Some(c) = r.model.config.as_mut() {
+        let local = base.join(&*c);
+        if Path::new(c.as_str()).is_relative() && (local.exists() || !looks_like_hub_id(c)) {
+            *c = local.to_string_lossy().into_owned();
+        }
     }
     for s in &mut r.stages {
         if let Some(c) = s.controlnet.as_mut() {

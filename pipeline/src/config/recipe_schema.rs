@@ -12,7 +12,17 @@ pub const TOP_KEYS: &[&str] = &[
 ];
 pub const DEPTH_KEYS: &[&str] = &["estimator", "size", "mean", "std"];
 pub const SOURCES_KEYS: &[&str] = &["manifest", "dir", "label"];
-pub const MODEL_KEYS: &[&str] = &["path", "id", "variant", "dtype", "scheduler"];
+pub const MODEL_KEYS: &[&str] = &[
+    "path",
+    "id",
+    "variant",
+    "config",
+    "kind",
+    "vae",
+    "ema",
+    "dtype",
+    "scheduler",
+];
 pub const DEVICES_KEYS: &[&str] = &["use", "batch", "queue_mib", "threads"];
 pub const STAGE_KEYS: &[&str] = &[
     "kind",

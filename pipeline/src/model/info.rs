@@ -9,6 +9,8 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use texaug_stages::files::combined_digest;
 
+use texaug_stages::diffusion::pipeline_source::{ConfigSet, PipelineSource, VaeSource, Weights};
+
 use super::hash_cache::HashCache;
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +46,12 @@ pub struct ModelInfo {
     pub controlnet: Option<ComponentInfo>,
     #[serde(skip)]
     pub estimator: Option<ComponentInfo>,
+    /// A single file's `[model] config` folder.
+    #[serde(skip)]
+    pub config: Option<ComponentInfo>,
+    /// `[model] vae`.
+    #[serde(skip)]
+    pub vae: Option<ComponentInfo>,
 }
 
 /// What a run loads besides the model folder.
@@ -53,6 +61,10 @@ pub struct Extras<'a> {
     pub controlnet: Option<&'a Path>,
     /// `[depth] estimator`.
     pub estimator: Option<&'a Path>,
+    /// A single file's `[model] config` folder (its configs and tokenizer).
+    pub config: Option<&'a Path>,
+    /// `[model] vae`: a folder or a file.
+    pub vae: Option<&'a Path>,
 }
 
 fn slash_path(rel: &Path) -> String {
@@ -112,11 +124,52 @@ fn folder_component(cache: &mut HashCache, dir: &Path, what: &str) -> Result<Com
     })
 }
 
+/// One file, labelled by its name.
+fn file_component(cache: &mut HashCache, path: &Path, what: &str) -> Result<ComponentInfo> {
+    let (bytes, sha256) = cache
+        .digest(path)
+        .with_context(|| format!("hashing {what} {}", path.display()))?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    Ok(ComponentInfo {
+        path: path.to_path_buf(),
+        hash: sha256.clone(),
+        files: vec![ModelFile {
+            path: name,
+            bytes,
+            sha256,
+        }],
+    })
+}
+
 fn labelled(files: &[ModelFile], prefix: &str) -> Vec<(String, String)> {
     files
         .iter()
         .map(|f| (format!("{prefix}{}", f.path), f.sha256.clone()))
         .collect()
+}
+
+/// [`describe`] of a resolved model: its folder or single file, its `config` folder and replacement VAE, and
+/// `extras`' ControlNet and estimator.
+pub fn describe_source(src: &PipelineSource, extras: Extras<'_>) -> Result<ModelInfo> {
+    let (path, config) = match (&src.weights, &src.configs) {
+        (Weights::Folder(root), _) => (root.clone(), None),
+        (Weights::SingleFile(f), ConfigSet::Folder(c)) => (f.path.clone(), Some(c.as_path())),
+        (Weights::SingleFile(f), ConfigSet::Builtin { .. }) => (f.path.clone(), None),
+    };
+    let vae = src.vae.as_ref().map(|v| match v {
+        VaeSource::Folder(p) | VaeSource::File(p) => p.as_path(),
+    });
+    describe(
+        &src.id,
+        &path,
+        Extras {
+            config,
+            vae,
+            ..extras
+        },
+    )
 }
 
 /// Hashes every file the run loads (see the module doc), through the cache in texaug's cache folder.
@@ -134,14 +187,18 @@ pub fn describe_with(
     dir: &Path,
     extras: Extras<'_>,
 ) -> Result<ModelInfo> {
-    if !dir.is_dir() {
+    let files = if dir.is_file() {
+        file_component(cache, dir, "model file")?.files
+    } else if dir.is_dir() {
+        hash_files(cache, dir, &model_files(dir)?)?
+    } else {
         bail!(
             "model folder {} does not exist; set [model] path to a diffusers folder (model_index.json, unet/, vae/, \
-             text_encoder/, tokenizer/, scheduler/), or make a tiny one with `texaug model init-tiny`",
+             text_encoder/, tokenizer/, scheduler/) or a single-file .safetensors checkpoint, or make a tiny one \
+             with `texaug model init-tiny`",
             dir.display()
         );
-    }
-    let files = hash_files(cache, dir, &model_files(dir)?)?;
+    };
     if files.is_empty() {
         bail!("model folder {} holds no files", dir.display());
     }
@@ -155,27 +212,25 @@ pub fn describe_with(
         ),
         None => None,
     };
-    let estimator = match extras.estimator {
-        Some(path) => {
-            let (bytes, sha256) = cache
-                .digest(path)
-                .with_context(|| format!("hashing [depth] estimator {}", path.display()))?;
-            let name = path
-                .file_name()
-                .map_or_else(|| "estimator".into(), |n| n.to_string_lossy().into_owned());
-            Some(ComponentInfo {
-                path: path.to_path_buf(),
-                hash: sha256.clone(),
-                files: vec![ModelFile {
-                    path: name,
-                    bytes,
-                    sha256,
-                }],
-            })
-        }
+    let estimator = extras
+        .estimator
+        .map(|p| file_component(cache, p, "[depth] estimator"))
+        .transpose()?;
+    let config = extras
+        .config
+        .map(|c| folder_component(cache, c, "[model] config"))
+        .transpose()?;
+    let vae = match extras.vae {
+        Some(v) if v.is_file() => Some(file_component(cache, v, "[model] vae")?),
+        Some(v) => Some(folder_component(cache, v, "[model] vae")?),
         None => None,
     };
     let mut all = labelled(&files, "");
+    for (part, label) in [(&config, "config/"), (&vae, "vae-override/")] {
+        if let Some(c) = part {
+            all.extend(labelled(&c.files, label));
+        }
+    }
     if let Some(c) = &controlnet {
         all.extend(labelled(&c.files, "controlnet/"));
     }
@@ -189,6 +244,8 @@ pub fn describe_with(
         files,
         controlnet,
         estimator,
+        config,
+        vae,
     })
 }
 
@@ -282,6 +339,7 @@ mod tests {
                 Extras {
                     controlnet,
                     estimator,
+                    ..Extras::default()
                 },
             )
             .unwrap()

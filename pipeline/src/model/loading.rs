@@ -9,36 +9,69 @@ use anyhow::{anyhow, bail, Context, Result};
 use image::RgbImage;
 use texaug_stages::diffusion::img2img::{Img2ImgRequest, StableDiffusion};
 use texaug_stages::diffusion::model_dir::ModelSource;
+use texaug_stages::diffusion::pipeline_source::{ConfigSet, ModelRef, PipelineSource, Weights};
 use texaug_stages::diffusion::schedulers::SchedulerKind;
+use texaug_stages::diffusion::single_file::CheckpointKind;
 
 use crate::config::devices::DeviceSpec;
 use crate::config::recipe::ModelSpec;
 use crate::engine::pool::panic_message;
 use crate::engine::work::{DeviceModel, ModelLoader};
 
-/// How the recipe names its model: a folder (`path`) or a hub id (`id`, looked up in the Hugging Face cache).
-pub fn model_source(spec: &ModelSpec) -> Result<ModelSource> {
-    match (&spec.path, &spec.id) {
-        (Some(p), _) => Ok(ModelSource::Dir(p.clone())),
-        (None, Some(id)) => Ok(ModelSource::from_id(id)),
-        (None, None) => bail!("[model] needs `path` (a diffusers folder) or `id` (org/name)"),
+/// How the recipe names its model: a diffusers folder or single file (`path`) or a hub id (`id`, looked up in the
+/// Hugging Face cache), with its `config`, `kind`, `vae`, `variant` and `ema`.
+pub fn model_ref(spec: &ModelSpec) -> Result<ModelRef> {
+    let source = match (&spec.path, &spec.id) {
+        (Some(p), _) => ModelSource::local(p),
+        (None, Some(id)) => ModelSource::from_id(id),
+        (None, None) => bail!(
+            "[model] needs `path` (a diffusers folder or .safetensors file) or `id` (org/name)"
+        ),
+    };
+    let kind = spec
+        .kind
+        .as_deref()
+        .map(CheckpointKind::from_str)
+        .transpose()
+        .map_err(|e| anyhow!("[model] kind: {e}"))?;
+    Ok(ModelRef {
+        source,
+        config: spec.config.as_deref().map(ModelSource::parse),
+        kind,
+        vae: spec.vae.clone(),
+        variant: spec.variant.clone(),
+        ema: spec.ema,
+    })
+}
+
+/// Everything the recipe's model loads, found (single-file headers read, nothing else).
+pub fn resolve(spec: &ModelSpec) -> Result<(ModelRef, PipelineSource)> {
+    let model = model_ref(spec)?;
+    let source = model
+        .resolve()
+        .with_context(|| format!("finding the model {}", model.id()))?;
+    Ok((model, source))
+}
+
+/// Says so on stderr when a single file's kind was a guess (SD 2 weights cannot tell 512² epsilon from 768² v).
+pub fn warn_if_guessed(src: &PipelineSource) {
+    if let Weights::SingleFile(f) = &src.weights {
+        if let (true, Some(kind), ConfigSet::Builtin { .. }) =
+            (f.detected.guessed, f.detected.kind, &src.configs)
+        {
+            eprintln!(
+                "texaug: warning: {} is a Stable Diffusion 2 checkpoint; taken as {kind} ({}) as diffusers takes \
+                 it. For a 512² base model say `[model] kind = \"sd2\"`",
+                f.path.display(),
+                kind.describe()
+            );
+        }
     }
 }
 
-/// The local diffusers folder of the recipe's model, checked to hold the pipeline's components.
-pub fn model_dir(spec: &ModelSpec) -> Result<(ModelSource, PathBuf)> {
-    let source = model_source(spec)?;
-    let dir = source.resolve()?;
-    Ok((source, dir.root))
-}
-
-/// The scheduler a model runs with when the recipe names none: its `scheduler_config.json` class, by texaug's name.
-pub fn default_scheduler_name(model_dir: &Path) -> String {
-    let path = model_dir.join("scheduler/scheduler_config.json");
-    let config: Option<serde_json::Value> = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let Some(config) = config else {
+/// The scheduler a model runs with when the recipe names none: its scheduler config's class, by texaug's name.
+pub fn default_scheduler_name(configs: &ConfigSet) -> String {
+    let Some(config) = configs.scheduler_json() else {
         return "default".into();
     };
     let class = config["_class_name"].as_str().unwrap_or("default");
@@ -69,13 +102,13 @@ pub fn parse_scheduler(name: Option<&str>) -> Result<Option<SchedulerKind>> {
 
 /// Loads the pipeline on one device.
 pub fn load(
-    source: &ModelSource,
+    model: &ModelRef,
     device: DeviceSpec,
     dtype: &str,
     scheduler: Option<SchedulerKind>,
 ) -> Result<StableDiffusion> {
-    let sd = StableDiffusion::load(source, device.to_tch(), kind_for(dtype, device), scheduler)
-        .with_context(|| format!("loading model {} on {device}", source.id()))?;
+    let sd = StableDiffusion::load_ref(model, device.to_tch(), kind_for(dtype, device), scheduler)
+        .with_context(|| format!("loading model {} on {device}", model.id()))?;
     Ok(sd)
 }
 
@@ -102,7 +135,7 @@ fn guarded(
 }
 
 pub struct SdLoader {
-    source: ModelSource,
+    model: ModelRef,
     dtype: String,
     default_scheduler: Option<String>,
     controlnet: Option<PathBuf>,
@@ -110,9 +143,9 @@ pub struct SdLoader {
 
 impl SdLoader {
     /// `controlnet`: a ControlNet folder attached to every pipeline this loader makes.
-    pub fn new(spec: &ModelSpec, source: ModelSource, controlnet: Option<PathBuf>) -> SdLoader {
+    pub fn new(spec: &ModelSpec, model: ModelRef, controlnet: Option<PathBuf>) -> SdLoader {
         SdLoader {
-            source,
+            model,
             dtype: spec.dtype.clone(),
             default_scheduler: spec.scheduler.clone(),
             controlnet,
@@ -122,18 +155,19 @@ impl SdLoader {
 
 /// [`load`], then the ControlNet attached when one is named.
 pub fn load_with(
-    source: &ModelSource,
+    model: &ModelRef,
     device: DeviceSpec,
     dtype: &str,
     scheduler: Option<SchedulerKind>,
     controlnet: Option<&Path>,
 ) -> Result<StableDiffusion> {
-    let mut sd = load(source, device, dtype, scheduler)?;
+    let mut sd = load(model, device, dtype, scheduler)?;
     // A model folder with its own `controlnet/` has it attached already: naming that folder again is a no-op.
-    let own = source
+    let own = model
         .resolve()
         .ok()
-        .and_then(|d| d.root.join("controlnet").canonicalize().ok());
+        .and_then(|s| s.own_controlnet())
+        .and_then(|d| d.canonicalize().ok());
     let named = controlnet.and_then(|d| d.canonicalize().ok());
     if let Some(dir) =
         controlnet.filter(|_| !(sd.has_controlnet() && own.is_some() && own == named))
@@ -170,7 +204,7 @@ impl ModelLoader for SdLoader {
         // The recipe's default scheduler loads now, so a broken model stops the run before any job starts.
         let kind = parse_scheduler(self.default_scheduler.as_deref())?;
         let sd = load_with(
-            &self.source,
+            &self.model,
             device,
             &self.dtype,
             kind,
@@ -190,15 +224,16 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("scheduler")).unwrap();
         let cfg = dir.path().join("scheduler/scheduler_config.json");
         std::fs::write(&cfg, r#"{"_class_name": "PNDMScheduler"}"#).unwrap();
-        assert_eq!(default_scheduler_name(dir.path()), "pndm");
+        let configs = ConfigSet::Folder(dir.path().to_path_buf());
+        assert_eq!(default_scheduler_name(&configs), "pndm");
         std::fs::write(
             &cfg,
             r#"{"_class_name": "DPMSolverMultistepScheduler", "use_karras_sigmas": true}"#,
         )
         .unwrap();
-        assert_eq!(default_scheduler_name(dir.path()), "dpmpp2m_karras");
+        assert_eq!(default_scheduler_name(&configs), "dpmpp2m_karras");
         std::fs::write(&cfg, r#"{"_class_name": "LMSDiscreteScheduler"}"#).unwrap();
-        assert_eq!(default_scheduler_name(dir.path()), "LMSDiscreteScheduler");
+        assert_eq!(default_scheduler_name(&configs), "LMSDiscreteScheduler");
     }
 
     #[test]

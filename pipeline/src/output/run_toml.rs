@@ -1,6 +1,7 @@
 //! `run.toml`: the recipe as resolved, with the hash of every file the run loads, beside the samples: `[model]`
 //! (the folder's files; its `hash` is the `model_hash` every row carries, combining all components), and where
-//! the recipe names them `[controlnet]` and `[estimator]`, each with its own files and hash.
+//! the recipe names them `[controlnet]`, `[estimator]`, `[model_config]` (a single file's config folder) and
+//! `[vae]` (a replacement VAE), each with its own files and hash.
 
 use std::path::Path;
 
@@ -24,6 +25,10 @@ struct RunToml<'a> {
     controlnet: Option<&'a ComponentInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     estimator: Option<&'a ComponentInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_config: Option<&'a ComponentInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vae: Option<&'a ComponentInfo>,
 }
 
 pub fn write_run_toml(output: &Path, loaded: &LoadedRecipe, model: &ModelInfo) -> Result<()> {
@@ -35,6 +40,8 @@ pub fn write_run_toml(output: &Path, loaded: &LoadedRecipe, model: &ModelInfo) -
         model,
         controlnet: model.controlnet.as_ref(),
         estimator: model.estimator.as_ref(),
+        model_config: model.config.as_ref(),
+        vae: model.vae.as_ref(),
     };
     let text = toml::to_string_pretty(&doc).context("encoding run.toml")?;
     let path = output.join(RUN_TOML);

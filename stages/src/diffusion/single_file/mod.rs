@@ -4,6 +4,7 @@
 //! no converted copy written; the configs are the published ones ([`builtin`]) unless the recipe names a folder.
 
 pub mod builtin;
+pub mod export;
 pub mod kind;
 pub mod text_keys;
 pub mod unet_keys;
