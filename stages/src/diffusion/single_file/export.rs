@@ -15,6 +15,9 @@ use crate::diffusion::error::DiffusionError;
 use crate::diffusion::unet_config::UNet2DConditionConfig;
 use crate::diffusion::weights::{find_weights, Source, TensorIndex, Transform, WeightsError};
 
+/// A diffusers key's place in the single file.
+type KeyMap<'a> = dyn Fn(&str) -> Vec<Source> + 'a;
+
 /// The text encoder layout a folder's config implies: SD 2's OpenCLIP uses GELU, SD 1's CLIP quick GELU.
 pub fn text_layout_of(cfg: &ClipTextConfig) -> TextLayout {
     if cfg.hidden_act == "gelu" {
@@ -41,7 +44,7 @@ pub fn export_folder(
     let up_blocks = vae_cfg.up_block_types.len();
     let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut fused: BTreeMap<String, [Option<Tensor>; 3]> = BTreeMap::new();
-    let parts: [(&str, &str, &dyn Fn(&str) -> Vec<Source>); 3] = [
+    let parts: [(&str, &str, &KeyMap); 3] = [
         ("unet", "diffusion_pytorch_model", &|n| unet_keys.sources(n)),
         ("vae", "diffusion_pytorch_model", &|n| {
             vae_keys::sources(n, up_blocks, super::kind::VAE_PREFIX)
