@@ -104,7 +104,56 @@ def main():
     parquet("nested.parquet", pa.table({"id": ["a"], "path": ["texture.png"], "label": [["a", "b"]]}))
 
     copy("recipe", list((ROOT / "recipes").glob("*.toml")) + list((hostile / "recipes").glob("*.toml")))
-    for target in ("mesh", "image", "depth_image", "manifest_csv", "manifest_jsonl", "manifest_parquet", "recipe"):
+
+    # Model files: safetensors headers with the tensors detection reads (tiny shapes, so they stay small).
+    def safetensors(tensors, metadata=None, extra=b""):
+        header, offset, data = {}, 0, b""
+        for name, (dtype, shape) in tensors.items():
+            n = 1
+            for d in shape:
+                n *= d
+            size = n * {"F32": 4, "F16": 2, "BF16": 2, "I64": 8}[dtype]
+            header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+            offset += size
+            data += bytes(size)
+        if metadata:
+            header["__metadata__"] = metadata
+        h = json.dumps(header).encode()
+        return struct.pack("<Q", len(h)) + h + data + extra
+
+    unet = "model.diffusion_model."
+    sd1 = {
+        unet + "input_blocks.0.0.weight": ("F16", [2, 4, 1, 1]),
+        unet + "input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight": ("F16", [2, 768]),
+        "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight": ("F32", [1, 2]),
+        "first_stage_model.encoder.mid.attn_1.q.weight": ("F32", [2, 2, 1, 1]),
+    }
+    put("checkpoint", "sd1_sentinels.safetensors", safetensors(sd1))
+    sd2 = dict(sd1)
+    sd2.pop("cond_stage_model.transformer.text_model.embeddings.position_embedding.weight")
+    sd2[unet + "input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"] = ("F16", [2, 1024])
+    sd2["cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight"] = ("F32", [6, 2])
+    put("checkpoint", "sd2_with_modelspec.safetensors",
+        safetensors(sd2, {"modelspec.architecture": "stable-diffusion-v2-512", "modelspec.prediction_type": "epsilon"}))
+    depth = dict(sd2)
+    depth[unet + "input_blocks.0.0.weight"] = ("BF16", [2, 5, 1, 1])
+    put("checkpoint", "sd2_depth.safetensors", safetensors(depth))
+    put("checkpoint", "lora.safetensors", safetensors({
+        "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": ("F16", [2, 4]),
+        "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": ("F16", [4, 2]),
+        "lora_unet_down_blocks_0_attentions_0_proj_in.alpha": ("F16", []),
+    }))
+    put("checkpoint", "vae.safetensors", safetensors({
+        "encoder.down.0.block.0.conv1.weight": ("F32", [1, 1, 1, 1]),
+        "decoder.up.0.block.0.conv1.weight": ("F32", [1, 1, 1, 1]),
+    }))
+    put("checkpoint", "truncated.safetensors", safetensors(sd1)[:-7])
+    put("checkpoint", "sdxl.safetensors", safetensors({
+        unet + "input_blocks.0.0.weight": ("F16", [2, 4, 1, 1]),
+        "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias": ("F16", [2]),
+    }))
+    for target in ("mesh", "image", "depth_image", "manifest_csv", "manifest_jsonl", "manifest_parquet", "recipe",
+                   "checkpoint"):
         print(f"{target}: {len(list((CORPUS / target).iterdir()))} seeds")
 
 

@@ -1,5 +1,5 @@
 //! Fuzz harnesses for everything texaug reads from a user or from the internet: glTF/GLB meshes, images, depth
-//! images, source manifests (CSV, JSONL, Parquet) and recipes.
+//! images, source manifests (CSV, JSONL, Parquet), recipes and model files (safetensors headers).
 //!
 //! Each harness takes arbitrary bytes, writes them where texaug would find such a file, and runs texaug's own code
 //! on them — the same functions `texaug run` and `texaug validate` call. A harness panics (a crash, for the fuzzer)
@@ -281,7 +281,32 @@ pub fn harness(target: &str) -> Option<fn(&[u8])> {
         "manifest_jsonl" => manifest_jsonl,
         "manifest_parquet" => manifest_parquet,
         "recipe" => recipe,
+        "checkpoint" => checkpoint,
         _ => return None,
+    })
+}
+
+/// A model file (`[model] path`, `vae`, `model inspect`): its safetensors header read, its kind told, its tensors
+/// read; every refusal names the file.
+pub fn checkpoint(data: &[u8]) {
+    use texaug_stages::diffusion::single_file::SingleFile;
+    use texaug_stages::diffusion::weights::TensorIndex;
+    with_scratch(|s| {
+        let path = s.input("model.safetensors", data);
+        match TensorIndex::open(std::slice::from_ref(&path)) {
+            Ok(index) => {
+                let names: Vec<String> = index.names().take(64).map(str::to_owned).collect();
+                for name in names {
+                    if let Err(e) = index.read(&name) {
+                        assert_names(&e.to_string(), &path);
+                    }
+                }
+            }
+            Err(e) => assert_names(&e.to_string(), &path),
+        }
+        if let Err(e) = SingleFile::open(&path, None) {
+            assert_names(&e.to_string(), &path);
+        }
     })
 }
 
@@ -294,4 +319,5 @@ pub const TARGETS: &[&str] = &[
     "manifest_jsonl",
     "manifest_parquet",
     "recipe",
+    "checkpoint",
 ];

@@ -95,3 +95,8 @@ fn manifest_parquet_inputs_replay() {
 fn recipe_inputs_replay() {
     replay("recipe")
 }
+
+#[test]
+fn checkpoint_inputs_replay() {
+    replay("checkpoint")
+}

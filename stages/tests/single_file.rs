@@ -362,6 +362,7 @@ fn fullsize_single_files_load_with_builtin_configs() {
         ran += 1;
         let detected = SingleFile::open(&file, None).expect("open").detected;
         assert_eq!(detected.kind, Some(kind), "{variant}");
+        let t0 = std::time::Instant::now();
         let from_file = StableDiffusion::load_ref(
             &ModelRef::from(ModelSource::File(file.clone())),
             Device::Cpu,
@@ -369,6 +370,7 @@ fn fullsize_single_files_load_with_builtin_configs() {
             None,
         )
         .unwrap_or_else(|e| panic!("{variant} single file: {e}"));
+        let t1 = std::time::Instant::now();
         let from_folder = StableDiffusion::load(
             &ModelSource::Dir(dir.clone()),
             Device::Cpu,
@@ -376,6 +378,11 @@ fn fullsize_single_files_load_with_builtin_configs() {
             None,
         )
         .unwrap_or_else(|e| panic!("{variant} folder: {e}"));
+        eprintln!(
+            "{variant}: load {:.1} s from the single file, {:.1} s from the folder",
+            (t1 - t0).as_secs_f64(),
+            t1.elapsed().as_secs_f64()
+        );
         let prompts = ["a photograph of an astronaut riding a horse", ""];
         let (a, b) = (
             from_file.encode_prompts(&prompts),
