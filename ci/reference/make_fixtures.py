@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import set_determinism  # noqa: E402
 
-SIZE_BUDGET = 15_000_000  # bytes, everything under the fixture root
-STEPS = ("tokenizer", "models", "components", "schedulers", "img2img", "depth", "controlnet", "single_file")
+SIZE_BUDGET = 16_000_000  # bytes, everything under the fixture root
+STEPS = ("tokenizer", "models", "components", "schedulers", "img2img", "depth", "controlnet", "single_file", "lora")
 MODEL_SEEDS = {"sd1": 1000, "sd2": 2000}
 COMPONENT_SEED = 7
 
@@ -124,6 +124,11 @@ def generate(out: Path, only: list[str]) -> None:
         import single_file
 
         print("single_file:", single_file.generate(out), flush=True)
+    if "lora" in only:
+        import lora_fixtures
+
+        set_determinism()
+        print("lora:", lora_fixtures.generate(out, tiny_models.load_pipeline), flush=True)
 
 
 if __name__ == "__main__":

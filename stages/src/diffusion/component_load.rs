@@ -1,5 +1,6 @@
 //! Builds each network of a pipeline and fills it from where [`PipelineSource`] says its weights are: a diffusers
-//! folder (variant files first; older VAE attention names accepted) or a single-file checkpoint read key by key.
+//! folder (variant files first; older VAE attention names accepted) or a single-file checkpoint read key by key;
+//! then the recipe's LoRAs merged, in float32, before the cast to the run's dtype.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use tch::{nn::VarStore, Device, Kind};
 use super::clip::{checkpoint_has_prefix, ClipTextTransformer};
 use super::config::{AutoencoderKLConfig, ClipTextConfig};
 use super::error::DiffusionError;
+use super::lora::{self, Lora, Network};
 use super::noise;
 use super::pipeline_source::{PipelineSource, VaeSource, Weights};
 use super::single_file::kind::VAE_PREFIX;
@@ -38,13 +40,13 @@ fn folder_index(
     Ok(TensorIndex::open(&files)?)
 }
 
+/// The text encoder in float32 ([`finish_text_and_unet`] casts it).
 pub fn text_encoder(
     src: &PipelineSource,
     cfg: &ClipTextConfig,
     device: Device,
-    dtype: Kind,
 ) -> Result<Loaded<ClipTextTransformer>, DiffusionError> {
-    let mut store = VarStore::new(device);
+    let store = VarStore::new(device);
     // Module construction draws random init values: hold the generator lock so a job drawing its noise
     // on another thread is not disturbed (the values are overwritten by the weights anyway).
     let net = match &src.weights {
@@ -67,15 +69,14 @@ pub fn text_encoder(
             net
         }
     };
-    cast(&mut store, dtype);
     Ok(Loaded { net, store })
 }
 
+/// The UNet in float32 ([`finish_text_and_unet`] casts it).
 pub fn unet(
     src: &PipelineSource,
     cfg: &UNet2DConditionConfig,
     device: Device,
-    dtype: Kind,
 ) -> Result<Loaded<UNet2DConditionModel>, DiffusionError> {
     let origin = src.configs.origin("unet/config.json");
     if cfg.in_channels != 4 && cfg.in_channels != 5 {
@@ -84,7 +85,7 @@ pub fn unet(
             channels: cfg.in_channels,
         });
     }
-    let mut store = VarStore::new(device);
+    let store = VarStore::new(device);
     let net = noise::with_rng_lock(|| UNet2DConditionModel::new(store.root(), cfg))
         .map_err(|e| e.at(&origin))?;
     match &src.weights {
@@ -101,8 +102,38 @@ pub fn unet(
             weights::load_mapped(&store, &file.index, |n| keys.sources(n))?;
         }
     }
-    cast(&mut store, dtype);
     Ok(Loaded { net, store })
+}
+
+/// Merges the recipe's LoRAs into the text encoder and UNet (still float32), then casts both to `dtype`.
+pub fn finish_text_and_unet(
+    src: &PipelineSource,
+    unet_cfg: &UNet2DConditionConfig,
+    text: &mut Loaded<ClipTextTransformer>,
+    unet: &mut Loaded<UNet2DConditionModel>,
+    dtype: Kind,
+) -> Result<(), DiffusionError> {
+    if !src.loras.is_empty() {
+        let names = |store: &VarStore| -> Vec<String> { store.variables().into_keys().collect() };
+        let (te_names, unet_names) = (names(&text.store), names(&unet.store));
+        let vars = |n: Network| match n {
+            Network::Unet => unet_names.clone(),
+            Network::TextEncoder => te_names.clone(),
+        };
+        let keys = UNetKeys::new(unet_cfg, false)
+            .map_err(|e| e.at(&src.configs.origin("unet/config.json")))?;
+        let ldm = |n: &str| keys.ldm_key(n);
+        let loras = src
+            .loras
+            .iter()
+            .map(|spec| Lora::read(spec, &vars, &ldm))
+            .collect::<Result<Vec<_>, _>>()?;
+        lora::merge::merge(&text.store, Network::TextEncoder, &loras)?;
+        lora::merge::merge(&unet.store, Network::Unet, &loras)?;
+    }
+    cast(&mut text.store, dtype);
+    cast(&mut unet.store, dtype);
+    Ok(())
 }
 
 /// The VAE's config: the replacement folder's own, else the model's.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::config::ConfigError;
+use super::lora::LoraError;
 use super::model_dir::ModelDirError;
 use super::schedulers::SchedulerError;
 use super::single_file::CheckpointError;
@@ -19,6 +20,8 @@ pub enum DiffusionError {
     Weights(#[from] WeightsError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Lora(#[from] LoraError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
     #[error(transparent)]

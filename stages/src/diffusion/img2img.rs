@@ -103,9 +103,10 @@ impl StableDiffusion {
         Scheduler::new(&scheduler_config, scheduler)?;
         let tokenizer = src.configs.tokenizer()?;
         let te_cfg = src.configs.text_encoder()?;
-        let text = component_load::text_encoder(src, &te_cfg, device, dtype)?;
+        let mut text = component_load::text_encoder(src, &te_cfg, device)?;
         let unet_cfg = src.configs.unet()?;
-        let unet = component_load::unet(src, &unet_cfg, device, dtype)?;
+        let mut unet = component_load::unet(src, &unet_cfg, device)?;
+        component_load::finish_text_and_unet(src, &unet_cfg, &mut text, &mut unet, dtype)?;
         let (vae_origin, vae_cfg) = component_load::vae_config(src)?;
         let vae = component_load::vae(src, &vae_cfg, &vae_origin, device, dtype)?;
         let mut sd = Self {

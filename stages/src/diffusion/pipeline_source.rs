@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use super::config::{parse_json, AutoencoderKLConfig, ClipTextConfig, ConfigError};
 use super::error::DiffusionError;
 use super::hub;
+use super::lora::LoraSpec;
 use super::model_dir::{ModelDirError, ModelSource};
 use super::schedulers::{SchedulerConfig, SchedulerError};
 use super::single_file::{builtin, clip_vocab, CheckpointKind, SingleFile, SingleFileError};
@@ -16,7 +17,7 @@ use super::tokenizer::ClipTokenizer;
 use super::unet_config::UNet2DConditionConfig;
 
 /// A model as a recipe names it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ModelRef {
     /// A diffusers folder, a hub id, or a single-file checkpoint.
     pub source: ModelSource,
@@ -31,6 +32,8 @@ pub struct ModelRef {
     pub variant: Option<String>,
     /// For a single file: read the UNet's EMA copy (`model_ema.*`) instead of its plain weights.
     pub ema: bool,
+    /// LoRAs merged into the UNet and text encoder at load, in order.
+    pub loras: Vec<LoraSpec>,
 }
 
 impl From<ModelSource> for ModelRef {
@@ -42,6 +45,7 @@ impl From<ModelSource> for ModelRef {
             vae: None,
             variant: None,
             ema: false,
+            loras: Vec::new(),
         }
     }
 }
@@ -81,6 +85,7 @@ pub struct PipelineSource {
     pub vae: Option<VaeSource>,
     pub variant: Option<String>,
     pub ema: bool,
+    pub loras: Vec<LoraSpec>,
 }
 
 const CONFIG_FILES: [&str; 4] = [
@@ -131,6 +136,7 @@ impl ModelRef {
             vae,
             variant: self.variant.clone(),
             ema: self.ema,
+            loras: self.loras.clone(),
         })
     }
 }

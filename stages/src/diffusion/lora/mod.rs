@@ -1,0 +1,171 @@
+//! LoRAs as users hold them, merged into the weights at load: kohya/A1111 files (`lora_unet_*`, `lora_te_*`,
+//! `.lora_down`/`.lora_up`, `.alpha` giving the scale alpha/rank; LoCon convolutions) and diffusers/PEFT files
+//! (`unet.<module>.lora_A`/`lora_B`, `text_encoder.<module>…`). Each layer's update `scale · up · down` is added to
+//! the weight it names ([`merge`]); the names are resolved against the networks' own variables ([`keys`]), so a
+//! LoRA for another model is an error naming the layer, not a silent no-op.
+
+pub mod keys;
+pub mod merge;
+
+use std::path::{Path, PathBuf};
+
+use tch::{Kind, Tensor};
+
+use super::weights::{TensorIndex, WeightsError};
+pub use keys::{LoraFormat, Network};
+
+/// A LoRA the recipe names: its file and the strength it is applied with (diffusers' `lora_scale`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoraSpec {
+    pub path: PathBuf,
+    pub scale: f64,
+}
+
+/// One adapted layer: `weight += scale · (up · down)` reshaped to the weight.
+pub struct LoraLayer {
+    pub network: Network,
+    /// The variable adapted, as the network's store names it (e.g. `down_blocks.0.….to_q.weight`).
+    pub weight: String,
+    pub down: Tensor,
+    pub up: Tensor,
+    /// alpha / rank (1 without alpha) × the recipe's scale.
+    pub scale: f64,
+}
+
+/// A LoRA file read and resolved against one pipeline's variables.
+pub struct Lora {
+    pub path: PathBuf,
+    pub format: LoraFormat,
+    pub layers: Vec<LoraLayer>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoraError {
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error(
+        "LoRA {path}: {count} of its layers name nothing in this model ({format} keys; first: {first}); it is for \
+         another base model or architecture — use a LoRA trained on this model's base (SD 1.x LoRAs on SD 1.x \
+         models, SD 2.x on SD 2.x)"
+    )]
+    Unknown {
+        path: PathBuf,
+        format: LoraFormat,
+        count: usize,
+        first: String,
+    },
+    #[error(
+        "LoRA {path} holds no LoRA layers (no `lora_down`/`lora_up` or `lora_A`/`lora_B` pairs); its first tensors \
+         are {first}; give a kohya/A1111 or diffusers/PEFT LoRA .safetensors"
+    )]
+    NotALora { path: PathBuf, first: String },
+    #[error(
+        "LoRA {path}: layer {layer} has down {down:?} and up {up:?}, but the model's {weight} is {shape:?}; the LoRA \
+         was trained for another base model (e.g. SD 2.x's 1024-wide text on SD 1.x)"
+    )]
+    Shape {
+        path: PathBuf,
+        layer: String,
+        weight: String,
+        down: Vec<i64>,
+        up: Vec<i64>,
+        shape: Vec<i64>,
+    },
+    #[error(
+        "LoRA {path}: tensor {key:?} is not part of a plain LoRA layer (LoHa, LoKr and DoRA files are not \
+         supported); merge it into the base model with its own tool, or use a plain LoRA"
+    )]
+    Unsupported { path: PathBuf, key: String },
+    #[error("LoRA {path}: layer {layer} lacks its {missing} tensor; the file is incomplete — re-download it")]
+    Incomplete {
+        path: PathBuf,
+        layer: String,
+        missing: &'static str,
+    },
+}
+
+impl Lora {
+    /// Reads `spec`'s file and resolves every layer against `vars(network)` (the variable names of each network).
+    pub fn read(
+        spec: &LoraSpec,
+        vars: &dyn Fn(Network) -> Vec<String>,
+        unet_ldm_key: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, LoraError> {
+        let path = spec.path.clone();
+        if super::weights::is_pickle(&path) {
+            return Err(WeightsError::Pickle { path }.into());
+        }
+        let index = TensorIndex::open(std::slice::from_ref(&path))?;
+        let (pairs, others) = keys::pairs(&index);
+        if pairs.is_empty() {
+            return Err(LoraError::NotALora {
+                first: index
+                    .names()
+                    .take(3)
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                path,
+            });
+        }
+        let format = pairs[0].format();
+        if let Some(key) = others.first() {
+            return Err(LoraError::Unsupported {
+                path,
+                key: key.clone(),
+            });
+        }
+        let resolver = keys::Resolver::new(vars, unet_ldm_key);
+        let mut layers = Vec::with_capacity(pairs.len());
+        let mut unknown = Vec::new();
+        for pair in &pairs {
+            let Some((network, weight)) = resolver.resolve(pair) else {
+                unknown.push(pair.name.clone());
+                continue;
+            };
+            let read = |key: &Option<String>, what: &'static str| -> Result<Tensor, LoraError> {
+                let key = key.as_ref().ok_or_else(|| LoraError::Incomplete {
+                    path: path.clone(),
+                    layer: pair.name.clone(),
+                    missing: what,
+                })?;
+                Ok(index.read(key)?.to_kind(Kind::Float))
+            };
+            let down = read(&pair.down, "down (lora_down / lora_A)")?;
+            let up = read(&pair.up, "up (lora_up / lora_B)")?;
+            let rank = down.size().first().copied().unwrap_or(1).max(1);
+            let alpha = match &pair.alpha {
+                Some(k) => Some(index.read(k)?.to_kind(Kind::Double).double_value(&[])),
+                None => None,
+            };
+            let base = alpha.map_or(1.0, |a| a / rank as f64);
+            layers.push(LoraLayer {
+                network,
+                weight,
+                down,
+                up,
+                scale: base * spec.scale,
+            });
+        }
+        if let Some(first) = unknown.first() {
+            return Err(LoraError::Unknown {
+                path,
+                format,
+                count: unknown.len(),
+                first: first.clone(),
+            });
+        }
+        Ok(Self {
+            path,
+            format,
+            layers,
+        })
+    }
+}
+
+/// Whether a file looks like a LoRA (for messages elsewhere).
+pub fn looks_like_lora(path: &Path) -> bool {
+    TensorIndex::open(&[path.to_path_buf()])
+        .map(|i| !keys::pairs(&i).0.is_empty())
+        .unwrap_or(false)
+}

@@ -1,0 +1,157 @@
+//! LoRAs give diffusers' images: each fixture LoRA (kohya with alpha and LoCon convolutions, kohya without alpha,
+//! PEFT), merged at load, runs the img2img cases diffusers made with `load_lora_weights` + `fuse_lora` at the same
+//! scale. A LoRA that does not fit the model is an error naming the layer and both shapes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::fixtures::{fixtures, read_json};
+use common::parity::pipeline_parity;
+use tch::{Device, Kind, Tensor};
+use texaug_stages::diffusion::img2img::StableDiffusion;
+use texaug_stages::diffusion::lora::LoraSpec;
+use texaug_stages::diffusion::model_dir::ModelSource;
+use texaug_stages::diffusion::pipeline_source::ModelRef;
+
+fn with_lora(path: PathBuf, scale: f64) -> ModelRef {
+    ModelRef {
+        loras: vec![LoraSpec { path, scale }],
+        ..ModelRef::from(ModelSource::Dir(fixtures().join("models/sd1-tiny")))
+    }
+}
+
+fn lora_parity(name: &str) {
+    let cases = read_json(
+        &fixtures()
+            .join("outputs/sd1-tiny-lora")
+            .join(name)
+            .join("cases.json"),
+    );
+    let scale = cases["lora_scale"].as_f64().expect("lora_scale");
+    let model = with_lora(
+        fixtures().join(cases["lora"].as_str().expect("lora")),
+        scale,
+    );
+    pipeline_parity("sd1-tiny-lora", name, &|kind| {
+        StableDiffusion::load_ref(&model, Device::Cpu, Kind::Float, Some(kind))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    });
+}
+
+#[test]
+fn kohya_lora_with_alpha_and_locon_gives_diffusers_images() {
+    lora_parity("kohya_alpha");
+}
+
+#[test]
+fn kohya_lora_without_alpha_gives_diffusers_images() {
+    lora_parity("kohya_no_alpha");
+}
+
+#[test]
+fn peft_lora_gives_diffusers_images() {
+    lora_parity("peft");
+}
+
+fn write(path: &Path, tensors: &[(&str, Tensor)]) {
+    Tensor::write_safetensors(tensors, path).expect("write");
+}
+
+fn load_err(path: PathBuf) -> String {
+    StableDiffusion::load_ref(&with_lora(path, 1.0), Device::Cpu, Kind::Float, None)
+        .err()
+        .expect("an error")
+        .to_string()
+}
+
+#[test]
+fn a_lora_that_does_not_fit_says_where_and_why() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let z = |s: &[i64]| Tensor::zeros(s, (Kind::Float, Device::Cpu));
+    // A layer this model does not have.
+    let p = tmp.path().join("other-model.safetensors");
+    write(
+        &p,
+        &[
+            (
+                "lora_unet_down_blocks_7_attentions_0_proj_in.lora_down.weight",
+                z(&[4, 32]),
+            ),
+            (
+                "lora_unet_down_blocks_7_attentions_0_proj_in.lora_up.weight",
+                z(&[32, 4]),
+            ),
+        ],
+    );
+    let err = load_err(p);
+    assert!(
+        err.contains("other-model.safetensors")
+            && err.contains("lora_unet_down_blocks_7_attentions_0_proj_in")
+            && err.contains("kohya"),
+        "{err}"
+    );
+    // A layer of the right name and the wrong width (SD 2's text on SD 1).
+    let p = tmp.path().join("wide.safetensors");
+    let layer = "lora_te_text_model_encoder_layers_0_self_attn_q_proj";
+    write(
+        &p,
+        &[
+            (&format!("{layer}.lora_down.weight"), z(&[4, 1024])),
+            (&format!("{layer}.lora_up.weight"), z(&[1024, 4])),
+        ],
+    );
+    let err = load_err(p);
+    assert!(
+        err.contains("[4, 1024]") && err.contains("[1024, 4]") && err.contains("[32, 32]"),
+        "{err}"
+    );
+    // LoHa tensors are not a plain LoRA.
+    let p = tmp.path().join("loha.safetensors");
+    let layer = "lora_unet_mid_block_attentions_0_proj_in";
+    write(
+        &p,
+        &[
+            (&format!("{layer}.lora_down.weight"), z(&[4, 32])),
+            (&format!("{layer}.lora_up.weight"), z(&[32, 4])),
+            (&format!("{layer}.hada_w1_a"), z(&[4, 4])),
+        ],
+    );
+    let err = load_err(p);
+    assert!(err.contains("hada_w1_a") && err.contains("LoHa"), "{err}");
+    // Not a LoRA at all.
+    let p = tmp.path().join("model.safetensors");
+    write(&p, &[("conv_in.weight", z(&[2, 2]))]);
+    let err = load_err(p);
+    assert!(
+        err.contains("holds no LoRA layers") && err.contains("conv_in.weight"),
+        "{err}"
+    );
+}
+
+/// The scale is diffusers' `lora_scale`: at 0 the LoRA changes nothing; at its scale it changes the image.
+#[test]
+fn the_scale_weighs_the_lora() {
+    let input = image::open(fixtures().join("outputs/sd1-tiny/img2img/input.png"))
+        .expect("input")
+        .to_rgb8();
+    let req = texaug_stages::diffusion::img2img::Img2ImgRequest {
+        steps: 4,
+        strength: 0.6,
+        seed: 1,
+        ..texaug_stages::diffusion::img2img::Img2ImgRequest::new(input, "a mug")
+    };
+    let run = |model: &ModelRef| {
+        StableDiffusion::load_ref(model, Device::Cpu, Kind::Float, None)
+            .expect("load")
+            .img2img(std::slice::from_ref(&req))
+            .expect("img2img")[0]
+            .clone()
+    };
+    let path = fixtures().join("loras/sd1-tiny-kohya_alpha.safetensors");
+    let plain = run(&ModelRef::from(ModelSource::Dir(
+        fixtures().join("models/sd1-tiny"),
+    )));
+    assert_eq!(run(&with_lora(path.clone(), 0.0)).as_raw(), plain.as_raw());
+    assert_ne!(run(&with_lora(path, 0.8)).as_raw(), plain.as_raw());
+}
