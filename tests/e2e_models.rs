@@ -260,3 +260,133 @@ fn generate_runs_a_single_file_with_its_config_folder() {
         "the single file and its folder give the same image"
     );
 }
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(rel)
+}
+
+/// `write_recipe`'s recipe with its whole `[model]` table body replaced by `body` (which may end in
+/// `[[model.lora]]` tables).
+fn recipe_with_model_table(dir: &Path, manifest: &Path, body: &str) -> PathBuf {
+    let plain = write_recipe(dir, manifest, 1, 2);
+    let text = std::fs::read_to_string(&plain).unwrap();
+    let table = format!(
+        "path = \"{}\"\nscheduler = \"ddim\"\n",
+        tiny_model().display()
+    );
+    assert!(text.contains(&table));
+    let path = dir.join("recipe-model.toml");
+    std::fs::write(&path, text.replace(&table, &format!("{body}\n"))).unwrap();
+    path
+}
+
+/// `[[model.lora]]` in a run: merged (other bytes than without), part of the model hash and run.toml; at scale 0
+/// the bytes of the plain model; a missing LoRA file is refused at its line.
+#[test]
+fn a_recipe_lora_changes_the_samples_and_the_model_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_sources(dir.path(), 2, false);
+    let model = fixture("models/sd1-tiny");
+    let lora = fixture("loras/sd1-tiny-kohya_alpha.safetensors");
+    let mut outs = Vec::new();
+    for (name, extra) in [
+        ("plain", String::new()),
+        (
+            "lora",
+            format!("[[model.lora]]\npath = \"{}\"\nscale = 0.8", lora.display()),
+        ),
+        (
+            "zero",
+            format!("[[model.lora]]\npath = \"{}\"\nscale = 0.0", lora.display()),
+        ),
+    ] {
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let body = format!(
+            "path = \"{}\"\nscheduler = \"ddim\"\n{extra}",
+            model.display()
+        );
+        let recipe = recipe_with_model_table(&sub, &manifest, &body);
+        let o = run(&["run", recipe.to_str().unwrap(), "--progress", "none"]);
+        assert!(o.status.success(), "{name}\n{}", text(&o));
+        let out = sub.join("out");
+        outs.push((tree(&out.join("samples")), run_toml(&out)));
+    }
+    let (plain, lora_run, zero) = (&outs[0], &outs[1], &outs[2]);
+    assert_ne!(plain.0, lora_run.0, "the LoRA changes the images");
+    assert_eq!(plain.0, zero.0, "at scale 0 the LoRA changes nothing");
+    assert_ne!(plain.1["model"]["hash"], lora_run.1["model"]["hash"]);
+    assert_eq!(
+        lora_run.1["lora"][0]["files"][0]["path"].as_str(),
+        Some("sd1-tiny-kohya_alpha.safetensors")
+    );
+
+    let body = format!(
+        "path = \"{}\"\n[[model.lora]]\npath = \"missing.safetensors\"",
+        model.display()
+    );
+    let recipe = recipe_with_model_table(dir.path(), &manifest, &body);
+    let out = text(&run(&["validate", recipe.to_str().unwrap()]));
+    assert!(
+        out.contains("LoRA file not found")
+            && out.contains("missing.safetensors")
+            && out.contains("recipe-model.toml:"),
+        "{out}"
+    );
+}
+
+/// A stage's `loras` apply to that stage's jobs only, switched on one loaded model: the LoRA stage's samples are
+/// the bytes of a run with the LoRA on the whole model, the other stage's those of a run without.
+#[test]
+fn stage_loras_apply_to_their_stage_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_sources(dir.path(), 2, true);
+    let model = fixture("models/sd1-tiny");
+    let lora = fixture("loras/sd1-tiny-kohya_no_alpha.safetensors");
+    let stage = |name: &str, loras: &str| {
+        format!(
+            "[[stage]]\nkind = \"style\"\nname = \"{name}\"\nprompts = [\"a {{label}} made of wood\"]\n\
+             strength = [0.5, 0.9]\nsteps = 2\nguidance = 3.0\nvariants = 2\nsize = 64\n{loras}\n"
+        )
+    };
+    let recipe = |sub: &str, model_extra: &str, stages: &[String]| {
+        let d = dir.path().join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        let recipe_text = format!(
+            "name = \"e2e\"\nseed = 11\noutput = \"out\"\n[sources]\nmanifest = \"{}\"\n[model]\npath = \"{}\"\n\
+             scheduler = \"ddim\"\n{model_extra}\n[devices]\nuse = \"cpu\"\nbatch = 2\n{}",
+            manifest.display(),
+            model.display(),
+            stages.concat()
+        );
+        let p = d.join("recipe.toml");
+        std::fs::write(&p, recipe_text).unwrap();
+        let o = run(&["run", p.to_str().unwrap(), "--progress", "none"]);
+        assert!(o.status.success(), "{sub}\n{}", text(&o));
+        tree(&d.join("out/samples"))
+    };
+    let with_lora = format!("loras = [{{ path = \"{}\", scale = 0.9 }}]", lora.display());
+    let mixed = recipe(
+        "mixed",
+        "",
+        &[stage("plain", ""), stage("styled", &with_lora)],
+    );
+    let plain_only = recipe("plain", "", &[stage("plain", "")]);
+    let model_lora = format!("[[model.lora]]\npath = \"{}\"\nscale = 0.9", lora.display());
+    let styled_only = recipe("styled", &model_lora, &[stage("styled", "")]);
+    assert_eq!(mixed.len(), plain_only.len() + styled_only.len());
+    for (p, bytes) in plain_only.iter().chain(&styled_only) {
+        assert!(
+            mixed.get(p) == Some(bytes),
+            "{} differs in the mixed run",
+            p.display()
+        );
+    }
+    assert_ne!(
+        plain_only.values().next(),
+        styled_only.values().next(),
+        "the LoRA changes the images"
+    );
+}

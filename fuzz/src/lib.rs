@@ -117,6 +117,7 @@ fn settings() -> JobSettings {
         seed: 1,
         scheduler: None,
         size: ModelSize::Square(32),
+        adapters: 0,
     }
 }
 

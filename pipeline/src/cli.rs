@@ -172,6 +172,10 @@ pub struct GenerateArgs {
     /// A replacement VAE: a diffusers AutoencoderKL folder or one .safetensors file.
     #[arg(long, value_name = "DIR|FILE")]
     pub vae: Option<PathBuf>,
+    /// A LoRA (kohya/A1111 or diffusers/PEFT .safetensors) merged at load, with its scale after `@` (default 1);
+    /// repeat for several.
+    #[arg(long = "lora", value_name = "FILE[@SCALE]")]
+    pub loras: Vec<String>,
     /// Input image.
     #[arg(long, value_name = "IN.png")]
     pub image: PathBuf,

@@ -32,6 +32,7 @@ fn settings(seed: u64) -> JobSettings {
         seed,
         scheduler: None,
         size: ModelSize::Square(64),
+        adapters: 0,
     }
 }
 

@@ -155,3 +155,55 @@ fn the_scale_weighs_the_lora() {
     assert_eq!(run(&with_lora(path.clone(), 0.0)).as_raw(), plain.as_raw());
     assert_ne!(run(&with_lora(path, 0.8)).as_raw(), plain.as_raw());
 }
+
+/// A stage's LoRA set switched in and out on one loaded pipeline gives, bit for bit, what a pipeline loaded with
+/// that LoRA gives, and back to the plain model's image when switched out.
+#[test]
+fn switching_lora_sets_is_exact() {
+    let input = image::open(fixtures().join("outputs/sd1-tiny/img2img/input.png"))
+        .expect("input")
+        .to_rgb8();
+    let req = texaug_stages::diffusion::img2img::Img2ImgRequest {
+        steps: 4,
+        strength: 0.6,
+        seed: 2,
+        ..texaug_stages::diffusion::img2img::Img2ImgRequest::new(input, "a mug")
+    };
+    let image =
+        |sd: &StableDiffusion| sd.img2img(std::slice::from_ref(&req)).expect("img2img")[0].clone();
+    let plain_ref = ModelRef::from(ModelSource::Dir(fixtures().join("models/sd1-tiny")));
+    let kohya = LoraSpec {
+        path: fixtures().join("loras/sd1-tiny-kohya_alpha.safetensors"),
+        scale: 0.8,
+    };
+    let peft = LoraSpec {
+        path: fixtures().join("loras/sd1-tiny-peft.safetensors"),
+        scale: 0.7,
+    };
+    let loaded_with = |specs: Vec<LoraSpec>| {
+        let model = ModelRef {
+            loras: specs,
+            ..plain_ref.clone()
+        };
+        image(&StableDiffusion::load_ref(&model, Device::Cpu, Kind::Float, None).expect("load"))
+    };
+    let mut sd =
+        StableDiffusion::load_ref(&plain_ref, Device::Cpu, Kind::Float, None).expect("load");
+    let plain = image(&sd);
+    sd.use_adapters(std::slice::from_ref(&kohya))
+        .expect("kohya");
+    assert_eq!(
+        image(&sd).as_raw(),
+        loaded_with(vec![kohya.clone()]).as_raw()
+    );
+    sd.use_adapters(&[kohya.clone(), peft.clone()])
+        .expect("both");
+    assert_eq!(
+        image(&sd).as_raw(),
+        loaded_with(vec![kohya, peft.clone()]).as_raw()
+    );
+    sd.use_adapters(&[]).expect("none");
+    assert_eq!(image(&sd).as_raw(), plain.as_raw(), "switched out exactly");
+    sd.use_adapters(std::slice::from_ref(&peft)).expect("peft");
+    assert_eq!(image(&sd).as_raw(), loaded_with(vec![peft]).as_raw());
+}

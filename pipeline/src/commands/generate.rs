@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use texaug_stages::diffusion::lora::LoraSpec;
 use texaug_stages::diffusion::model_dir::ModelSource;
 use texaug_stages::diffusion::pipeline_source::ModelRef;
 use texaug_stages::job::{
@@ -34,10 +35,16 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
         .map(str::parse)
         .transpose()
         .map_err(|e: String| anyhow::anyhow!("--kind: {e}"))?;
+    let loras = args
+        .loras
+        .iter()
+        .map(|a| parse_lora(a))
+        .collect::<Result<Vec<_>>>()?;
     let model = ModelRef {
         config: args.config.as_deref().map(ModelSource::local),
         kind,
         vae: args.vae.clone(),
+        loras,
         ..ModelRef::from(ModelSource::local(&args.model))
     };
     let sd = loading::load_with(
@@ -103,6 +110,7 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
         // The model was loaded with the one asked for.
         scheduler: None,
         size,
+        adapters: 0,
     };
     let t0 = std::time::Instant::now();
     let prepared = prepare(&asset, &stage, &settings)?;
@@ -121,4 +129,23 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
         t0.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `FILE` or `FILE@SCALE` (the scale after the last `@`, when it is a number).
+fn parse_lora(arg: &str) -> Result<LoraSpec> {
+    if let Some((path, scale)) = arg.rsplit_once('@') {
+        if let Ok(scale) = scale.parse::<f64>() {
+            if !scale.is_finite() {
+                bail!("--lora {arg}: the scale must be a finite number");
+            }
+            return Ok(LoraSpec {
+                path: path.into(),
+                scale,
+            });
+        }
+    }
+    Ok(LoraSpec {
+        path: arg.into(),
+        scale: 1.0,
+    })
 }

@@ -91,9 +91,20 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     // Before anything of this shard is removed or written: one run per output folder and shard.
     let _lock = ShardLock::acquire(&output, shard)?;
     let estimator = recipe.depth.as_ref().and_then(|d| d.estimator.as_deref());
+    let stage_loras: Vec<(String, std::path::PathBuf)> = recipe
+        .stages
+        .iter()
+        .flat_map(|s| {
+            s.loras
+                .iter()
+                .enumerate()
+                .map(|(j, l)| (format!("stage/{}/lora/{j}", s.stage_name()), l.path.clone()))
+        })
+        .collect();
     let extras = Extras {
         controlnet: controlnet.as_deref(),
         estimator,
+        stage_loras: &stage_loras,
         ..Extras::default()
     };
     let model = info::describe_source(&model_src, extras)?;
@@ -147,7 +158,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         cpu_threads: recipe.devices.threads.max(1),
         queue_bytes: recipe.devices.queue_mib.saturating_mul(1 << 20),
     };
-    let loader = SdLoader::new(&recipe.model, model_ref, controlnet);
+    let loader =
+        SdLoader::new(&recipe.model, model_ref, controlnet).with_stage_loras(&recipe.stages);
     let stages = RecipeStages::new(output.clone(), recipe.stages.clone(), recipe.depth.as_ref())?;
     let mut count = 0u64;
     let mut recorded: HashSet<String> = HashSet::new();

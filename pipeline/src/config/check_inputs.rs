@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use texaug_stages::diffusion::config::{AutoencoderKLConfig, ClipTextConfig};
+use texaug_stages::diffusion::lora::looks_like_lora;
 use texaug_stages::diffusion::model_dir::ModelSource;
 use texaug_stages::diffusion::pipeline_source::{ConfigSet, Weights};
 use texaug_stages::diffusion::single_file::is_single_file;
@@ -59,6 +60,7 @@ pub fn collect(recipe_path: &Path) -> (Vec<Diagnostic>, String) {
         diags.extend(check_source(s));
     }
     diags.extend(check_model(&loaded));
+    diags.extend(check_loras(&loaded));
     let jobs: u64 = r
         .stages
         .iter()
@@ -272,6 +274,49 @@ fn check_single_file(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
                 .unwrap_or_default()
         }
     }
+}
+
+/// Each `[[model.lora]]` file: there, and a LoRA (its layers are matched to the model when it loads).
+fn check_loras(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let model = loaded.recipe.model.loras.iter().enumerate().map(|(i, l)| {
+        (
+            vec![Key::Name("model"), Key::Name("lora"), Key::Index(i)],
+            l,
+        )
+    });
+    let stages = loaded.recipe.stages.iter().enumerate().flat_map(|(s, st)| {
+        st.loras.iter().enumerate().map(move |(i, l)| {
+            (
+                vec![
+                    Key::Name("stage"),
+                    Key::Index(s),
+                    Key::Name("loras"),
+                    Key::Index(i),
+                ],
+                l,
+            )
+        })
+    });
+    for (mut key, l) in model.chain(stages) {
+        key.push(Key::Name("path"));
+        let at = |message: String, fix: &str| loaded.diagnostic_at(&key, message, fix);
+        if !l.path.is_file() {
+            out.push(at(
+                format!("LoRA file not found: {}", l.path.display()),
+                "fix the path (relative paths start at the recipe's folder)",
+            ));
+        } else if !looks_like_lora(&l.path) {
+            out.push(at(
+                format!(
+                    "{} holds no LoRA layers (no lora_down/lora_up or lora_A/lora_B pairs)",
+                    l.path.display()
+                ),
+                "give a kohya/A1111 or diffusers/PEFT LoRA .safetensors (`texaug model inspect FILE` says what it is)",
+            ));
+        }
+    }
+    out
 }
 
 /// The model folder: present, with the components and configs a Stable Diffusion pipeline needs.

@@ -126,11 +126,29 @@ pub struct ModelSpec {
     /// For a single-file `path`: use the UNet's EMA weights (`model_ema.*`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ema: bool,
+    /// `[[model.lora]]`: LoRAs merged into the UNet and text encoder at load, in order.
+    #[serde(default, rename = "lora", skip_serializing_if = "Vec::is_empty")]
+    pub loras: Vec<LoraEntry>,
     /// fp32 | fp16 | bf16 | auto (fp32 on CPU, fp16 on CUDA).
     #[serde(default = "default_dtype")]
     pub dtype: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<String>,
+}
+
+/// One `[[model.lora]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraEntry {
+    /// A kohya/A1111 or diffusers/PEFT LoRA `.safetensors`.
+    pub path: PathBuf,
+    /// diffusers' `lora_scale`: 1 applies the LoRA as trained (kohya's alpha/rank included), 0 not at all.
+    #[serde(default = "one_scale")]
+    pub scale: f64,
+}
+
+fn one_scale() -> f64 {
+    1.0
 }
 
 fn default_dtype() -> String {
@@ -226,6 +244,9 @@ pub struct StageSpec {
     pub negative_prompt: String,
     #[serde(default = "default_strength")]
     pub strength: Strength,
+    /// LoRAs merged on top of the model's for this stage's jobs (the device switches between stages' sets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loras: Vec<LoraEntry>,
     #[serde(default = "default_steps")]
     pub steps: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -72,6 +72,32 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
             );
         }
     }
+    for (i, l) in r.model.loras.iter().enumerate() {
+        if !l.scale.is_finite() {
+            at(
+                &[Name("model"), Name("lora"), Index(i), Name("scale")],
+                "a LoRA's scale must be a finite number".into(),
+                "write scale = 0.8 (1 applies it as trained)",
+            );
+        }
+    }
+    for (s, stage) in r.stages.iter().enumerate() {
+        for (i, l) in stage.loras.iter().enumerate() {
+            if !l.scale.is_finite() {
+                at(
+                    &[
+                        Name("stage"),
+                        Index(s),
+                        Name("loras"),
+                        Index(i),
+                        Name("scale"),
+                    ],
+                    "a LoRA's scale must be a finite number".into(),
+                    "write scale = 0.8 (1 applies it as trained)",
+                );
+            }
+        }
+    }
     if !matches!(r.model.dtype.as_str(), "auto" | "fp32" | "fp16" | "bf16") {
         at(
             &[Name("model"), Name("dtype")],

@@ -135,7 +135,13 @@ fn resolve_paths(r: &mut Recipe, base: &Path) {
             *c = local.to_string_lossy().into_owned();
         }
     }
+    for l in &mut r.model.loras {
+        resolve(base, &mut l.path);
+    }
     for s in &mut r.stages {
+        for l in &mut s.loras {
+            resolve(base, &mut l.path);
+        }
         if let Some(c) = s.controlnet.as_mut() {
             resolve(base, c);
         }

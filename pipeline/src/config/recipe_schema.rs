@@ -20,9 +20,11 @@ pub const MODEL_KEYS: &[&str] = &[
     "kind",
     "vae",
     "ema",
+    "lora",
     "dtype",
     "scheduler",
 ];
+pub const LORA_KEYS: &[&str] = &["path", "scale"];
 pub const DEVICES_KEYS: &[&str] = &["use", "batch", "queue_mib", "threads"];
 pub const STAGE_KEYS: &[&str] = &[
     "kind",
@@ -40,6 +42,7 @@ pub const STAGE_KEYS: &[&str] = &[
     "gutter",
     "controlnet",
     "conditioning_scale",
+    "loras",
 ];
 
 /// One step of a key path: a table key or an array index.
@@ -116,11 +119,29 @@ impl<'i> Spans<'i> {
                 check_table(file, text, t, &format!("[{name}]"), keys, &mut out);
             }
         }
+        let loras = root
+            .get("model")
+            .and_then(|v| v.get_ref().as_table())
+            .and_then(|m| m.get("lora"))
+            .and_then(|v| v.get_ref().as_array());
+        for (i, l) in loras.into_iter().flatten().enumerate() {
+            if let Some(t) = l.get_ref().as_table() {
+                let what = format!("[[model.lora]] #{}", i + 1);
+                check_table(file, text, t, &what, LORA_KEYS, &mut out);
+            }
+        }
         if let Some(stages) = root.get("stage").and_then(|v| v.get_ref().as_array()) {
             for (i, s) in stages.iter().enumerate() {
                 if let Some(t) = s.get_ref().as_table() {
                     let what = format!("[[stage]] #{}", i + 1);
                     check_table(file, text, t, &what, STAGE_KEYS, &mut out);
+                    let loras = t.get("loras").and_then(|v| v.get_ref().as_array());
+                    for (j, l) in loras.into_iter().flatten().enumerate() {
+                        if let Some(lt) = l.get_ref().as_table() {
+                            let what = format!("[[stage]] #{} loras #{}", i + 1, j + 1);
+                            check_table(file, text, lt, &what, LORA_KEYS, &mut out);
+                        }
+                    }
                 }
             }
         }

@@ -78,6 +78,7 @@ pub fn job_settings(job: &Job) -> Result<JobSettings, String> {
         seed: job.seed,
         scheduler,
         size: ModelSize::Square(job.size),
+        adapters: job.lora_set,
     })
 }
 

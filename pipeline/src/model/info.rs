@@ -52,6 +52,9 @@ pub struct ModelInfo {
     /// `[model] vae`.
     #[serde(skip)]
     pub vae: Option<ComponentInfo>,
+    /// `[[model.lora]]`, then each stage's `loras`, in order.
+    #[serde(skip)]
+    pub loras: Vec<ComponentInfo>,
 }
 
 /// What a run loads besides the model folder.
@@ -65,6 +68,10 @@ pub struct Extras<'a> {
     pub config: Option<&'a Path>,
     /// `[model] vae`: a folder or a file.
     pub vae: Option<&'a Path>,
+    /// `[[model.lora]]` files, in order.
+    pub loras: &'a [PathBuf],
+    /// Each stage's `loras`: (the label they are hashed under, the file), in order.
+    pub stage_loras: &'a [(String, PathBuf)],
 }
 
 fn slash_path(rel: &Path) -> String {
@@ -161,12 +168,14 @@ pub fn describe_source(src: &PipelineSource, extras: Extras<'_>) -> Result<Model
     let vae = src.vae.as_ref().map(|v| match v {
         VaeSource::Folder(p) | VaeSource::File(p) => p.as_path(),
     });
+    let loras: Vec<PathBuf> = src.loras.iter().map(|l| l.path.clone()).collect();
     describe(
         &src.id,
         &path,
         Extras {
             config,
             vae,
+            loras: &loras,
             ..extras
         },
     )
@@ -225,11 +234,26 @@ pub fn describe_with(
         Some(v) => Some(folder_component(cache, v, "[model] vae")?),
         None => None,
     };
+    let loras = extras
+        .loras
+        .iter()
+        .map(|p| file_component(cache, p, "[[model.lora]]"))
+        .collect::<Result<Vec<_>>>()?;
     let mut all = labelled(&files, "");
     for (part, label) in [(&config, "config/"), (&vae, "vae-override/")] {
         if let Some(c) = part {
             all.extend(labelled(&c.files, label));
         }
+    }
+    // Numbered: the order LoRAs merge in is part of what was loaded.
+    for (i, l) in loras.iter().enumerate() {
+        all.extend(labelled(&l.files, &format!("lora/{i}/")));
+    }
+    let mut stage_loras = Vec::new();
+    for (label, path) in extras.stage_loras {
+        let c = file_component(cache, path, "a stage's loras")?;
+        all.extend(labelled(&c.files, &format!("{label}/")));
+        stage_loras.push(c);
     }
     if let Some(c) = &controlnet {
         all.extend(labelled(&c.files, "controlnet/"));
@@ -246,6 +270,7 @@ pub fn describe_with(
         estimator,
         config,
         vae,
+        loras: loras.into_iter().chain(stage_loras).collect(),
     })
 }
 

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Context, Result};
 use image::RgbImage;
 use texaug_stages::diffusion::img2img::{Img2ImgRequest, StableDiffusion};
+use texaug_stages::diffusion::lora::LoraSpec;
 use texaug_stages::diffusion::model_dir::ModelSource;
 use texaug_stages::diffusion::pipeline_source::{ConfigSet, ModelRef, PipelineSource, Weights};
 use texaug_stages::diffusion::schedulers::SchedulerKind;
@@ -41,6 +42,7 @@ pub fn model_ref(spec: &ModelSpec) -> Result<ModelRef> {
         vae: spec.vae.clone(),
         variant: spec.variant.clone(),
         ema: spec.ema,
+        loras: lora_specs(&spec.loras),
     })
 }
 
@@ -136,6 +138,8 @@ fn guarded(
 
 pub struct SdLoader {
     model: ModelRef,
+    /// Each stage's `loras` (by stage index), the sets a job's `adapters` names.
+    stage_loras: Vec<Vec<LoraSpec>>,
     dtype: String,
     default_scheduler: Option<String>,
     controlnet: Option<PathBuf>,
@@ -146,6 +150,7 @@ impl SdLoader {
     pub fn new(spec: &ModelSpec, model: ModelRef, controlnet: Option<PathBuf>) -> SdLoader {
         SdLoader {
             model,
+            stage_loras: Vec::new(),
             dtype: spec.dtype.clone(),
             default_scheduler: spec.scheduler.clone(),
             controlnet,
@@ -178,13 +183,42 @@ pub fn load_with(
     Ok(sd)
 }
 
+impl SdLoader {
+    /// The recipe's stages' `loras`, switched in for their jobs.
+    pub fn with_stage_loras(mut self, stages: &[crate::config::recipe::StageSpec]) -> SdLoader {
+        self.stage_loras = stages.iter().map(|s| lora_specs(&s.loras)).collect();
+        self
+    }
+}
+
+/// A recipe's LoRA entries as the library takes them.
+pub fn lora_specs(entries: &[crate::config::recipe::LoraEntry]) -> Vec<LoraSpec> {
+    entries
+        .iter()
+        .map(|l| LoraSpec {
+            path: l.path.clone(),
+            scale: l.scale,
+        })
+        .collect()
+}
+
 /// The pipeline loaded on one device.
 struct SdDevice {
     sd: StableDiffusion,
+    stage_loras: Vec<Vec<LoraSpec>>,
 }
 
 impl DeviceModel for SdDevice {
     fn run(&mut self, requests: &[Img2ImgRequest]) -> Result<Vec<RgbImage>, String> {
+        // A batch's requests share one LoRA set (it is part of their batch key): 0 is the model as loaded.
+        let set = requests.first().map_or(0, |r| r.adapters as usize);
+        let specs = set
+            .checked_sub(1)
+            .and_then(|i| self.stage_loras.get(i))
+            .map_or(&[][..], Vec::as_slice);
+        self.sd
+            .use_adapters(specs)
+            .map_err(|e| format!("switching to the stage's LoRAs: {e}"))?;
         let t0 = std::time::Instant::now();
         let out = run_guarded(&self.sd, requests);
         if std::env::var_os("TEXAUG_PROFILE").is_some_and(|v| v == "1") {
@@ -210,7 +244,10 @@ impl ModelLoader for SdLoader {
             kind,
             self.controlnet.as_deref(),
         )?;
-        Ok(Box::new(SdDevice { sd }))
+        Ok(Box::new(SdDevice {
+            sd,
+            stage_loras: self.stage_loras.clone(),
+        }))
     }
 }
 

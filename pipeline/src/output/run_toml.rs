@@ -29,6 +29,8 @@ struct RunToml<'a> {
     model_config: Option<&'a ComponentInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     vae: Option<&'a ComponentInfo>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    lora: &'a [ComponentInfo],
 }
 
 pub fn write_run_toml(output: &Path, loaded: &LoadedRecipe, model: &ModelInfo) -> Result<()> {
@@ -42,6 +44,7 @@ pub fn write_run_toml(output: &Path, loaded: &LoadedRecipe, model: &ModelInfo) -
         estimator: model.estimator.as_ref(),
         model_config: model.config.as_ref(),
         vae: model.vae.as_ref(),
+        lora: &model.loras,
     };
     let text = toml::to_string_pretty(&doc).context("encoding run.toml")?;
     let path = output.join(RUN_TOML);

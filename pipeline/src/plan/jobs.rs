@@ -31,6 +31,9 @@ pub struct Job {
     pub scheduler: Option<String>,
     pub size: u32,
     pub views: Option<u32>,
+    /// The stage's LoRA set (its index + 1 when it names `loras`, else 0: the model as loaded).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lora_set: u32,
     /// The index of its fixed batch in the full plan ([`super::batching::units`]).
     pub unit: usize,
     /// Already recorded by the run being resumed: it runs again only so that the rest of its unit batches as in
@@ -108,6 +111,19 @@ fn planned_views(stage: &StageSpec, source: &Source) -> Option<u32> {
         .then(|| stage.views.unwrap_or(DEFAULT_AZIMUTHS) + 2)
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A stage's LoRA set id: its index + 1 when it names `loras`, else 0.
+pub fn lora_set(stage_index: usize, stage: &crate::config::recipe::StageSpec) -> u32 {
+    if stage.loras.is_empty() {
+        0
+    } else {
+        u32::try_from(stage_index + 1).unwrap_or(u32::MAX)
+    }
+}
+
 /// Every job of the recipe over the sources, sorted by sample_id.
 pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
     let mut jobs = Vec::new();
@@ -150,6 +166,7 @@ pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
                     scheduler: scheduler.clone(),
                     size: stage.size,
                     views: planned_views(stage, &source),
+                    lora_set: lora_set(stage_index, stage),
                     unit: 0,
                     rerun_only: false,
                 });
@@ -199,6 +216,7 @@ mod tests {
                 kind: None,
                 vae: None,
                 ema: false,
+                loras: Vec::new(),
                 dtype: "auto".into(),
                 scheduler: Some("dpm++2m".into()),
             },

@@ -128,8 +128,8 @@ pub fn finish_text_and_unet(
             .iter()
             .map(|spec| Lora::read(spec, &vars, &ldm))
             .collect::<Result<Vec<_>, _>>()?;
-        lora::merge::merge(&text.store, Network::TextEncoder, &loras)?;
-        lora::merge::merge(&unet.store, Network::Unet, &loras)?;
+        lora::merge::merge(&text.store, Network::TextEncoder, &loras, None)?;
+        lora::merge::merge(&unet.store, Network::Unet, &loras, None)?;
     }
     cast(&mut text.store, dtype);
     cast(&mut unet.store, dtype);

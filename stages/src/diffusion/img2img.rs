@@ -25,7 +25,10 @@ use super::weights;
 pub use super::error::DiffusionError;
 use super::image_tensors;
 pub use super::image_tensors::{postprocess, DepthMap};
+use super::lora::merge::AdapterState;
+use super::lora::LoraSpec;
 pub use super::request::{batch_key, t_start, BatchKey, Condition, ConditionKind, Img2ImgRequest};
+use super::single_file::unet_keys::UNetKeys;
 
 /// What conditions the UNet besides the text, one entry per request of the batch.
 enum Cond<'a> {
@@ -48,7 +51,9 @@ pub struct StableDiffusion {
     scheduler_config: SchedulerConfig,
     scheduler_kind: Option<SchedulerKind>,
     controlnet: Option<ControlNetModel>,
-    // The modules hold their tensors through these stores.
+    /// A stage's LoRAs merged on top of the model's, switched between batches.
+    adapters: AdapterState,
+    // The modules hold their tensors through these stores: text encoder, UNet, VAE, then any ControlNet.
     _stores: Vec<VarStore>,
     device: Device,
     dtype: Kind,
@@ -119,6 +124,7 @@ impl StableDiffusion {
             scheduler_config,
             scheduler_kind: scheduler,
             controlnet: None,
+            adapters: AdapterState::default(),
             _stores: vec![text.store, unet.store, vae.store],
             device,
             dtype,
@@ -142,6 +148,16 @@ impl StableDiffusion {
         load_component(&mut vs, dir, "diffusion_pytorch_model", self.dtype)?;
         self.controlnet = Some(net);
         self._stores.push(vs);
+        Ok(())
+    }
+
+    /// Puts the LoRA set `specs` on top of the model as loaded (an empty set: the model as loaded). Exact and
+    /// cheap to repeat: the weights a set changed are restored from kept copies, never re-read from disk.
+    pub fn use_adapters(&mut self, specs: &[LoraSpec]) -> Result<(), DiffusionError> {
+        let keys = UNetKeys::new(self.unet.config(), false)?;
+        let ldm = |n: &str| keys.ldm_key(n);
+        self.adapters
+            .switch(specs, &self._stores[0], &self._stores[1], &ldm)?;
         Ok(())
     }
 

@@ -58,6 +58,9 @@ pub struct Img2ImgRequest {
     /// The scheduler class for this request; `None` runs the one the pipeline was loaded with.
     pub scheduler: Option<SchedulerKind>,
     pub condition: Condition,
+    /// Which of the run's LoRA sets the weights carry for this request (a stage's `loras`); 0: the model as
+    /// loaded. The device worker switches sets between batches.
+    pub adapters: u32,
 }
 
 impl Img2ImgRequest {
@@ -75,6 +78,7 @@ impl Img2ImgRequest {
             seed: 0,
             scheduler: None,
             condition: Condition::None,
+            adapters: 0,
         }
     }
 }
@@ -90,6 +94,7 @@ pub struct BatchKey {
     pub guided: bool,
     pub scheduler: Option<SchedulerKind>,
     pub condition: ConditionKind,
+    pub adapters: u32,
 }
 
 /// diffusers' `get_timesteps`: the first schedule index that runs.
@@ -107,6 +112,7 @@ pub fn batch_key(r: &Img2ImgRequest) -> BatchKey {
         guided: r.guidance > 1.0,
         scheduler: r.scheduler,
         condition: r.condition.kind(),
+        adapters: r.adapters,
     }
 }
 

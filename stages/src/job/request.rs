@@ -27,5 +27,6 @@ pub fn request(
         seed: settings.seed.wrapping_add(index) & (u64::MAX >> 1),
         scheduler: settings.scheduler,
         condition,
+        adapters: settings.adapters,
     }
 }

@@ -62,6 +62,7 @@ pub fn run_requests(
 ///     seed: 42,
 ///     scheduler: None,
 ///     size: ModelSize::Square(512),
+///     adapters: 0,
 /// };
 /// let stage = Stage::Depth(DepthStage::default());
 /// retexture(&sd, &asset, &stage, &settings)?.write("out/mug".as_ref())?;

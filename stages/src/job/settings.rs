@@ -41,6 +41,8 @@ pub struct JobSettings {
     /// `None`: the scheduler the model was loaded with.
     pub scheduler: Option<SchedulerKind>,
     pub size: ModelSize,
+    /// The LoRA set the job's requests run with ([`Img2ImgRequest::adapters`](crate::diffusion::request::Img2ImgRequest)).
+    pub adapters: u32,
 }
 
 /// Azimuths around a mesh (top and bottom views come on top).

@@ -1,15 +1,17 @@
 //! A LoRA layer merged into its weight: `W += scale · (up · down)`, the product reshaped to `W` (linear
 //! `[out, in]`, convolution `[out, in, kh, kw]` from a LoCon `down` of `[r, in, kh, kw]` and `up` of
 //! `[out, r, 1, 1]`, or a 1×1 convolution adapted by a linear LoRA). Computed in float32, as diffusers' `fuse_lora`.
+//! A stage's LoRA set is switched in and out exactly: the first time a set changes a weight, its value is kept,
+//! and the next switch puts it back before merging the next set ([`AdapterState`]).
 
 use std::collections::BTreeMap;
 
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use super::{Lora, LoraError, LoraLayer, Network};
+use super::{Lora, LoraError, LoraLayer, LoraSpec, Network};
 
-/// `up · down` in the shape of `weight`, or the shapes that do not fit.
+/// `up · down` in the shape of `weight`, or `None` when the shapes do not fit.
 fn delta(layer: &LoraLayer, weight: &Tensor) -> Option<Tensor> {
     let (down, up) = (&layer.down, &layer.up);
     let w = weight.size();
@@ -26,11 +28,17 @@ fn delta(layer: &LoraLayer, weight: &Tensor) -> Option<Tensor> {
         return None;
     }
     let product = up.reshape([out, rank]).matmul(&down.reshape([rank, -1]));
-    Some(product.reshape(&w))
+    Some(product.reshape(&w).to_device(weight.device()))
 }
 
-/// Adds every layer of `loras` that adapts `network` to its variable in `store` (float32 at this point).
-pub fn merge(store: &VarStore, network: Network, loras: &[Lora]) -> Result<usize, LoraError> {
+/// Adds every layer of `loras` that adapts `network` to its variable in `store`. With `originals`, each weight's
+/// value before its first change is kept there (by variable name).
+pub fn merge(
+    store: &VarStore,
+    network: Network,
+    loras: &[Lora],
+    mut originals: Option<&mut BTreeMap<String, Tensor>>,
+) -> Result<usize, LoraError> {
     let vars: BTreeMap<String, Tensor> = store.variables().into_iter().collect();
     let mut merged = 0;
     for lora in loras {
@@ -46,6 +54,10 @@ pub fn merge(store: &VarStore, network: Network, loras: &[Lora]) -> Result<usize
                 up: layer.up.size(),
                 shape: var.size(),
             })?;
+            if let Some(o) = originals.as_deref_mut() {
+                o.entry(layer.weight.clone())
+                    .or_insert_with(|| tch::no_grad(|| var.copy()));
+            }
             let mut dst = var.shallow_clone();
             tch::no_grad(|| {
                 let updated = dst.to_kind(Kind::Float) + d * layer.scale;
@@ -55,4 +67,77 @@ pub fn merge(store: &VarStore, network: Network, loras: &[Lora]) -> Result<usize
         }
     }
     Ok(merged)
+}
+
+/// The LoRA set a loaded pipeline carries beyond the model's own, and what it changed.
+#[derive(Default)]
+pub struct AdapterState {
+    current: Vec<LoraSpec>,
+    originals: BTreeMap<(NetworkKey, String), Tensor>,
+}
+
+/// `Network` as a map key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum NetworkKey {
+    Unet,
+    TextEncoder,
+}
+
+impl From<Network> for NetworkKey {
+    fn from(n: Network) -> Self {
+        match n {
+            Network::Unet => Self::Unet,
+            Network::TextEncoder => Self::TextEncoder,
+        }
+    }
+}
+
+impl AdapterState {
+    /// Puts `specs` in place of the current set: every weight the current set changed gets its kept value back,
+    /// then the new set merges. Nothing happens when the set is the current one.
+    pub fn switch(
+        &mut self,
+        specs: &[LoraSpec],
+        text: &VarStore,
+        unet: &VarStore,
+        unet_ldm_key: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), LoraError> {
+        if specs == self.current.as_slice() {
+            return Ok(());
+        }
+        let stores = [(Network::TextEncoder, text), (Network::Unet, unet)];
+        for (network, store) in stores {
+            let vars: BTreeMap<String, Tensor> = store.variables().into_iter().collect();
+            for ((net, name), kept) in &self.originals {
+                if *net == NetworkKey::from(network) {
+                    if let Some(var) = vars.get(name) {
+                        let mut dst = var.shallow_clone();
+                        tch::no_grad(|| dst.copy_(kept));
+                    }
+                }
+            }
+        }
+        self.originals.clear();
+        self.current.clear();
+        let names = |store: &VarStore| -> Vec<String> { store.variables().into_keys().collect() };
+        let (te_names, unet_names) = (names(text), names(unet));
+        let vars = |n: Network| match n {
+            Network::Unet => unet_names.clone(),
+            Network::TextEncoder => te_names.clone(),
+        };
+        let loras = specs
+            .iter()
+            .map(|s| Lora::read(s, &vars, unet_ldm_key))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (network, store) in stores {
+            let mut kept = BTreeMap::new();
+            merge(store, network, &loras, Some(&mut kept))?;
+            self.originals.extend(
+                kept.into_iter()
+                    .map(|(name, t)| ((NetworkKey::from(network), name), t)),
+            );
+        }
+        self.current = specs.to_vec();
+        Ok(())
+    }
 }
