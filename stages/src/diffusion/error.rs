@@ -20,8 +20,9 @@ pub enum DiffusionError {
     Weights(#[from] WeightsError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// Boxed: a LoRA error names a layer and two shapes, and would make every result of the crate large.
     #[error(transparent)]
-    Lora(#[from] LoraError),
+    Lora(Box<LoraError>),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
     #[error(transparent)]
@@ -113,4 +114,10 @@ pub enum DiffusionError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<LoraError> for DiffusionError {
+    fn from(e: LoraError) -> Self {
+        Self::Lora(Box::new(e))
+    }
 }
