@@ -237,6 +237,7 @@ mod tests {
                 gutter: None,
                 controlnet: None,
                 conditioning_scale: None,
+                loras: Vec::new(),
             }],
             depth: None,
         }

@@ -49,10 +49,13 @@ pub fn merge(
             let d = delta(layer, var).ok_or_else(|| LoraError::Shape {
                 path: lora.path.clone(),
                 layer: layer.weight.trim_end_matches(".weight").to_owned(),
-                weight: layer.weight.clone(),
-                down: layer.down.size(),
-                up: layer.up.size(),
-                shape: var.size(),
+                shapes: format!(
+                    "down {:?} and up {:?}, but the model's {} is {:?}",
+                    layer.down.size(),
+                    layer.up.size(),
+                    layer.weight,
+                    var.size()
+                ),
             })?;
             if let Some(o) = originals.as_deref_mut() {
                 o.entry(layer.weight.clone())

@@ -60,16 +60,14 @@ pub enum LoraError {
     )]
     NotALora { path: PathBuf, first: String },
     #[error(
-        "LoRA {path}: layer {layer} has down {down:?} and up {up:?}, but the model's {weight} is {shape:?}; the LoRA \
-         was trained for another base model (e.g. SD 2.x's 1024-wide text on SD 1.x)"
+        "LoRA {path}: layer {layer} has {shapes}; the LoRA was trained for another base model (e.g. SD 2.x's \
+         1024-wide text on SD 1.x)"
     )]
     Shape {
         path: PathBuf,
         layer: String,
-        weight: String,
-        down: Vec<i64>,
-        up: Vec<i64>,
-        shape: Vec<i64>,
+        /// "down [..] and up [..], but the model's <weight> is [..]".
+        shapes: String,
     },
     #[error(
         "LoRA {path}: tensor {key:?} is not part of a plain LoRA layer (LoHa, LoKr and DoRA files are not \
