@@ -390,3 +390,53 @@ fn stage_loras_apply_to_their_stage_only() {
         "the LoRA changes the images"
     );
 }
+
+/// `[[model.embedding]]`: prompts use its token; the file is part of the model hash and run.toml.
+#[test]
+fn a_recipe_embedding_is_used_by_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_sources(dir.path(), 1, false);
+    let model = fixture("models/sd1-tiny");
+    let emb = fixture("embeddings/sd1-tiny-bad-style.safetensors");
+    let mut runs = Vec::new();
+    for (name, extra) in [
+        ("plain", String::new()),
+        (
+            "embedding",
+            format!(
+                "[[model.embedding]]\npath = \"{}\"\ntoken = \"<bad-style>\"",
+                emb.display()
+            ),
+        ),
+    ] {
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let body = format!(
+            "path = \"{}\"\nscheduler = \"ddim\"\n{extra}",
+            model.display()
+        );
+        let recipe = recipe_with_model_table(&sub, &manifest, &body);
+        let text_in = std::fs::read_to_string(&recipe).unwrap();
+        std::fs::write(
+            &recipe,
+            text_in.replace(
+                "\"a {label} made of wood\"",
+                "\"a {label} made of wood, <bad-style>\"",
+            ),
+        )
+        .unwrap();
+        let o = run(&["run", recipe.to_str().unwrap(), "--progress", "none"]);
+        assert!(o.status.success(), "{name}\n{}", text(&o));
+        let out = sub.join("out");
+        runs.push((tree(&out.join("samples")), run_toml(&out)));
+    }
+    assert_ne!(
+        runs[0].0, runs[1].0,
+        "the token's vectors change the images"
+    );
+    assert_ne!(runs[0].1["model"]["hash"], runs[1].1["model"]["hash"]);
+    assert_eq!(
+        runs[1].1["embedding"][0]["files"][0]["path"].as_str(),
+        Some("sd1-tiny-bad-style.safetensors")
+    );
+}

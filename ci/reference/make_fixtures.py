@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import set_determinism  # noqa: E402
 
 SIZE_BUDGET = 16_000_000  # bytes, everything under the fixture root
-STEPS = ("tokenizer", "models", "components", "schedulers", "img2img", "depth", "controlnet", "single_file", "lora")
+STEPS = ("tokenizer", "models", "components", "schedulers", "img2img", "depth", "controlnet", "single_file", "lora", "ti")
 MODEL_SEEDS = {"sd1": 1000, "sd2": 2000}
 COMPONENT_SEED = 7
 
@@ -129,6 +129,11 @@ def generate(out: Path, only: list[str]) -> None:
 
         set_determinism()
         print("lora:", lora_fixtures.generate(out, tiny_models.load_pipeline), flush=True)
+    if "ti" in only:
+        import ti_fixtures
+
+        set_determinism()
+        print("ti:", ti_fixtures.generate(out, tiny_models.load_pipeline), flush=True)
 
 
 if __name__ == "__main__":

@@ -176,6 +176,10 @@ pub struct GenerateArgs {
     /// repeat for several.
     #[arg(long = "lora", value_name = "FILE[@SCALE]")]
     pub loras: Vec<String>,
+    /// A textual-inversion embedding whose token the prompts may use; `FILE=TOKEN` names the token (an A1111 file
+    /// needs one). Repeat for several.
+    #[arg(long = "embedding", value_name = "FILE[=TOKEN]")]
+    pub embeddings: Vec<String>,
     /// Input image.
     #[arg(long, value_name = "IN.png")]
     pub image: PathBuf,

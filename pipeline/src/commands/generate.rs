@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use texaug_stages::diffusion::lora::LoraSpec;
 use texaug_stages::diffusion::model_dir::ModelSource;
 use texaug_stages::diffusion::pipeline_source::ModelRef;
+use texaug_stages::diffusion::textual_inversion::EmbeddingSpec;
 use texaug_stages::job::{
     prepare, AssetRef, DepthMode, DepthSettings, DepthStage, JobSettings, ModelSize, Retextured,
     Stage,
@@ -45,6 +46,20 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
         kind,
         vae: args.vae.clone(),
         loras,
+        embeddings: args
+            .embeddings
+            .iter()
+            .map(|a| match a.split_once('=') {
+                Some((path, token)) => EmbeddingSpec {
+                    path: path.into(),
+                    token: Some(token.to_owned()),
+                },
+                None => EmbeddingSpec {
+                    path: a.into(),
+                    token: None,
+                },
+            })
+            .collect(),
         ..ModelRef::from(ModelSource::local(&args.model))
     };
     let sd = loading::load_with(

@@ -61,6 +61,7 @@ pub fn collect(recipe_path: &Path) -> (Vec<Diagnostic>, String) {
     }
     diags.extend(check_model(&loaded));
     diags.extend(check_loras(&loaded));
+    diags.extend(check_embeddings(&loaded));
     let jobs: u64 = r
         .stages
         .iter()
@@ -313,6 +314,26 @@ fn check_loras(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
                     l.path.display()
                 ),
                 "give a kohya/A1111 or diffusers/PEFT LoRA .safetensors (`texaug model inspect FILE` says what it is)",
+            ));
+        }
+    }
+    out
+}
+
+/// Each `[[model.embedding]]` file is there (its width and token are checked when the model loads).
+fn check_embeddings(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (i, e) in loaded.recipe.model.embeddings.iter().enumerate() {
+        if !e.path.is_file() {
+            out.push(loaded.diagnostic_at(
+                &[
+                    Key::Name("model"),
+                    Key::Name("embedding"),
+                    Key::Index(i),
+                    Key::Name("path"),
+                ],
+                format!("embedding file not found: {}", e.path.display()),
+                "fix the path (relative paths start at the recipe's folder)",
             ));
         }
     }

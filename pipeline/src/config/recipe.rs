@@ -129,6 +129,9 @@ pub struct ModelSpec {
     /// `[[model.lora]]`: LoRAs merged into the UNet and text encoder at load, in order.
     #[serde(default, rename = "lora", skip_serializing_if = "Vec::is_empty")]
     pub loras: Vec<LoraEntry>,
+    /// `[[model.embedding]]`: textual-inversion embeddings whose tokens prompts may use.
+    #[serde(default, rename = "embedding", skip_serializing_if = "Vec::is_empty")]
+    pub embeddings: Vec<EmbeddingEntry>,
     /// fp32 | fp16 | bf16 | auto (fp32 on CPU, fp16 on CUDA).
     #[serde(default = "default_dtype")]
     pub dtype: String,
@@ -145,6 +148,17 @@ pub struct LoraEntry {
     /// diffusers' `lora_scale`: 1 applies the LoRA as trained (kohya's alpha/rank included), 0 not at all.
     #[serde(default = "one_scale")]
     pub scale: f64,
+}
+
+/// One `[[model.embedding]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingEntry {
+    /// A diffusers `learned_embeds.safetensors` or an A1111 embedding `.safetensors`.
+    pub path: PathBuf,
+    /// The token prompts write (a diffusers file names its own; an A1111 file needs one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 fn one_scale() -> f64 {

@@ -138,6 +138,9 @@ fn resolve_paths(r: &mut Recipe, base: &Path) {
     for l in &mut r.model.loras {
         resolve(base, &mut l.path);
     }
+    for e in &mut r.model.embeddings {
+        resolve(base, &mut e.path);
+    }
     for s in &mut r.stages {
         for l in &mut s.loras {
             resolve(base, &mut l.path);

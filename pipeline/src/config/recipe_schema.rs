@@ -21,10 +21,12 @@ pub const MODEL_KEYS: &[&str] = &[
     "vae",
     "ema",
     "lora",
+    "embedding",
     "dtype",
     "scheduler",
 ];
 pub const LORA_KEYS: &[&str] = &["path", "scale"];
+pub const EMBEDDING_KEYS: &[&str] = &["path", "token"];
 pub const DEVICES_KEYS: &[&str] = &["use", "batch", "queue_mib", "threads"];
 pub const STAGE_KEYS: &[&str] = &[
     "kind",
@@ -119,15 +121,17 @@ impl<'i> Spans<'i> {
                 check_table(file, text, t, &format!("[{name}]"), keys, &mut out);
             }
         }
-        let loras = root
-            .get("model")
-            .and_then(|v| v.get_ref().as_table())
-            .and_then(|m| m.get("lora"))
-            .and_then(|v| v.get_ref().as_array());
-        for (i, l) in loras.into_iter().flatten().enumerate() {
-            if let Some(t) = l.get_ref().as_table() {
-                let what = format!("[[model.lora]] #{}", i + 1);
-                check_table(file, text, t, &what, LORA_KEYS, &mut out);
+        for (table, keys) in [("lora", LORA_KEYS), ("embedding", EMBEDDING_KEYS)] {
+            let entries = root
+                .get("model")
+                .and_then(|v| v.get_ref().as_table())
+                .and_then(|m| m.get(table))
+                .and_then(|v| v.get_ref().as_array());
+            for (i, l) in entries.into_iter().flatten().enumerate() {
+                if let Some(t) = l.get_ref().as_table() {
+                    let what = format!("[[model.{table}]] #{}", i + 1);
+                    check_table(file, text, t, &what, keys, &mut out);
+                }
             }
         }
         if let Some(stages) = root.get("stage").and_then(|v| v.get_ref().as_array()) {

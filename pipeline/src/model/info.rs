@@ -55,6 +55,9 @@ pub struct ModelInfo {
     /// `[[model.lora]]`, then each stage's `loras`, in order.
     #[serde(skip)]
     pub loras: Vec<ComponentInfo>,
+    /// `[[model.embedding]]`, in order.
+    #[serde(skip)]
+    pub embeddings: Vec<ComponentInfo>,
 }
 
 /// What a run loads besides the model folder.
@@ -72,6 +75,8 @@ pub struct Extras<'a> {
     pub loras: &'a [PathBuf],
     /// Each stage's `loras`: (the label they are hashed under, the file), in order.
     pub stage_loras: &'a [(String, PathBuf)],
+    /// Other files the model loads (textual-inversion embeddings): (label, file).
+    pub files: &'a [(String, PathBuf)],
 }
 
 fn slash_path(rel: &Path) -> String {
@@ -169,6 +174,12 @@ pub fn describe_source(src: &PipelineSource, extras: Extras<'_>) -> Result<Model
         VaeSource::Folder(p) | VaeSource::File(p) => p.as_path(),
     });
     let loras: Vec<PathBuf> = src.loras.iter().map(|l| l.path.clone()).collect();
+    let embeddings: Vec<(String, PathBuf)> = src
+        .embeddings
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (format!("embedding/{i}"), e.path.clone()))
+        .collect();
     describe(
         &src.id,
         &path,
@@ -176,6 +187,7 @@ pub fn describe_source(src: &PipelineSource, extras: Extras<'_>) -> Result<Model
             config,
             vae,
             loras: &loras,
+            files: &embeddings,
             ..extras
         },
     )
@@ -255,6 +267,12 @@ pub fn describe_with(
         all.extend(labelled(&c.files, &format!("{label}/")));
         stage_loras.push(c);
     }
+    let mut others = Vec::new();
+    for (label, path) in extras.files {
+        let c = file_component(cache, path, label)?;
+        all.extend(labelled(&c.files, &format!("{label}/")));
+        others.push(c);
+    }
     if let Some(c) = &controlnet {
         all.extend(labelled(&c.files, "controlnet/"));
     }
@@ -271,6 +289,7 @@ pub fn describe_with(
         config,
         vae,
         loras: loras.into_iter().chain(stage_loras).collect(),
+        embeddings: others,
     })
 }
 

@@ -13,6 +13,7 @@ use texaug_stages::diffusion::model_dir::ModelSource;
 use texaug_stages::diffusion::pipeline_source::{ConfigSet, ModelRef, PipelineSource, Weights};
 use texaug_stages::diffusion::schedulers::SchedulerKind;
 use texaug_stages::diffusion::single_file::CheckpointKind;
+use texaug_stages::diffusion::textual_inversion::EmbeddingSpec;
 
 use crate::config::devices::DeviceSpec;
 use crate::config::recipe::ModelSpec;
@@ -43,6 +44,14 @@ pub fn model_ref(spec: &ModelSpec) -> Result<ModelRef> {
         variant: spec.variant.clone(),
         ema: spec.ema,
         loras: lora_specs(&spec.loras),
+        embeddings: spec
+            .embeddings
+            .iter()
+            .map(|e| EmbeddingSpec {
+                path: e.path.clone(),
+                token: e.token.clone(),
+            })
+            .collect(),
     })
 }
 

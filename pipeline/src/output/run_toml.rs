@@ -31,6 +31,8 @@ struct RunToml<'a> {
     vae: Option<&'a ComponentInfo>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     lora: &'a [ComponentInfo],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    embedding: &'a [ComponentInfo],
 }
 
 pub fn write_run_toml(output: &Path, loaded: &LoadedRecipe, model: &ModelInfo) -> Result<()> {
@@ -45,6 +47,7 @@ pub fn write_run_toml(output: &Path, loaded: &LoadedRecipe, model: &ModelInfo) -
         model_config: model.config.as_ref(),
         vae: model.vae.as_ref(),
         lora: &model.loras,
+        embedding: &model.embeddings,
     };
     let text = toml::to_string_pretty(&doc).context("encoding run.toml")?;
     let path = output.join(RUN_TOML);

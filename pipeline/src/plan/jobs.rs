@@ -217,6 +217,7 @@ mod tests {
                 vae: None,
                 ema: false,
                 loras: Vec::new(),
+                embeddings: Vec::new(),
                 dtype: "auto".into(),
                 scheduler: Some("dpm++2m".into()),
             },

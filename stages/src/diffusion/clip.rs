@@ -97,6 +97,8 @@ pub struct ClipTextTransformer {
     layers: Vec<EncoderLayer>,
     final_layer_norm: nn::LayerNorm,
     cfg: ClipTextConfig,
+    /// Rows for ids at and past `vocab_size`: textual-inversion tokens added to the tokenizer, in id order.
+    added: Option<Tensor>,
 }
 
 impl ClipTextTransformer {
@@ -139,7 +141,20 @@ impl ClipTextTransformer {
                 cfg.layer_norm_eps,
             ),
             cfg: cfg.clone(),
+            added: None,
         }
+    }
+
+    /// Token vectors for the ids `vocab_size..vocab_size + n` (`[n, hidden]`), as diffusers' textual inversion
+    /// appends rows to the embedding table.
+    pub fn set_added_tokens(&mut self, rows: Option<Tensor>) {
+        let token_kind = self.token_embedding.ws.kind();
+        let device = self.token_embedding.ws.device();
+        self.added = rows.map(|r| r.to_kind(token_kind).to_device(device));
+    }
+
+    pub fn added_tokens(&self) -> i64 {
+        self.added.as_ref().map_or(0, |t| t.size()[0])
     }
 
     /// `[b, n]` i64 token ids (n ≤ `max_position_embeddings`) → last hidden state `[b, n, hidden]`.
@@ -152,8 +167,18 @@ impl ClipTextTransformer {
         let n = input_ids.size().last().copied().unwrap_or(0);
         let positions = Tensor::arange(n, (tch::Kind::Int64, input_ids.device())).unsqueeze(0);
         // [b, n, d]
-        let mut h =
-            self.token_embedding.forward(input_ids) + self.position_embedding.forward(&positions);
+        let tokens = match &self.added {
+            // The table with the added rows at its end; ids past the vocabulary index into them.
+            Some(added) => Tensor::embedding(
+                &Tensor::cat(&[&self.token_embedding.ws, added], 0),
+                input_ids,
+                -1,
+                false,
+                false,
+            ),
+            None => self.token_embedding.forward(input_ids),
+        };
+        let mut h = tokens + self.position_embedding.forward(&positions);
         for layer in self.layers.iter().take(layers) {
             h = layer.forward(&h);
         }
@@ -178,7 +203,7 @@ impl ClipTextTransformer {
         let is_int = matches!(input_ids.kind(), tch::Kind::Int64 | tch::Kind::Int);
         let in_vocab = is_int
             && input_ids.min().int64_value(&[]) >= 0
-            && input_ids.max().int64_value(&[]) < self.cfg.vocab_size;
+            && input_ids.max().int64_value(&[]) < self.cfg.vocab_size + self.added_tokens();
         if size[1] > max || !in_vocab {
             return Err(InputError {
                 network: "text encoder",

@@ -7,6 +7,7 @@ use super::lora::LoraError;
 use super::model_dir::ModelDirError;
 use super::schedulers::SchedulerError;
 use super::single_file::CheckpointError;
+use super::textual_inversion::EmbeddingError;
 use super::tokenizer::TokenizerError;
 use super::weights::WeightsError;
 
@@ -20,6 +21,8 @@ pub enum DiffusionError {
     Weights(#[from] WeightsError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Embedding(#[from] EmbeddingError),
     /// Boxed: a LoRA error names a layer and two shapes, and would make every result of the crate large.
     #[error(transparent)]
     Lora(Box<LoraError>),

@@ -22,6 +22,7 @@ use super::unet::{timesteps_tensor, UNet2DConditionModel};
 use super::vae::AutoencoderKL;
 use super::weights;
 
+use super::config::ClipTextConfig;
 pub use super::error::DiffusionError;
 use super::image_tensors;
 pub use super::image_tensors::{postprocess, DepthMap};
@@ -29,6 +30,7 @@ use super::lora::merge::AdapterState;
 use super::lora::LoraSpec;
 pub use super::request::{batch_key, t_start, BatchKey, Condition, ConditionKind, Img2ImgRequest};
 use super::single_file::unet_keys::UNetKeys;
+use super::textual_inversion::{self, Embedding, EmbeddingError, EmbeddingSpec};
 
 /// What conditions the UNet besides the text, one entry per request of the batch.
 enum Cond<'a> {
@@ -53,6 +55,8 @@ pub struct StableDiffusion {
     controlnet: Option<ControlNetModel>,
     /// A stage's LoRAs merged on top of the model's, switched between batches.
     adapters: AdapterState,
+    /// Textual-inversion tokens and their vector counts (prompts naming one are expanded).
+    embeddings: Vec<(String, usize)>,
     // The modules hold their tensors through these stores: text encoder, UNet, VAE, then any ControlNet.
     _stores: Vec<VarStore>,
     device: Device,
@@ -72,6 +76,43 @@ fn load_component(
         vs.set_kind(dtype);
     }
     Ok(())
+}
+
+/// Adds each embedding's vectors as tokens past the vocabulary (ids in file order, as diffusers appends them).
+fn add_embeddings(
+    specs: &[EmbeddingSpec],
+    tokenizer: &mut ClipTokenizer,
+    text: &mut ClipTextTransformer,
+    cfg: &ClipTextConfig,
+) -> Result<Vec<(String, usize)>, DiffusionError> {
+    let mut rows = Vec::new();
+    let mut tokens = Vec::new();
+    let mut next = cfg.vocab_size;
+    for spec in specs {
+        let e = Embedding::read(spec)?;
+        let width = e.vectors.size()[1];
+        if width != cfg.hidden_size {
+            return Err(EmbeddingError::Width {
+                path: e.path,
+                found: width,
+                expected: cfg.hidden_size,
+            }
+            .into());
+        }
+        for token in e.tokens() {
+            tokenizer
+                .add_token(&token, next)
+                .map_err(|reason| EmbeddingError::Token {
+                    path: e.path.clone(),
+                    reason,
+                })?;
+            next += 1;
+        }
+        tokens.push((e.token.clone(), e.vectors.size()[0] as usize));
+        rows.push(e.vectors);
+    }
+    text.set_added_tokens((!rows.is_empty()).then(|| Tensor::cat(&rows, 0)));
+    Ok(tokens)
 }
 
 impl StableDiffusion {
@@ -106,9 +147,10 @@ impl StableDiffusion {
         let scheduler_config = src.configs.scheduler()?;
         // Fail on a bad scheduler config now rather than at the first job.
         Scheduler::new(&scheduler_config, scheduler)?;
-        let tokenizer = src.configs.tokenizer()?;
+        let mut tokenizer = src.configs.tokenizer()?;
         let te_cfg = src.configs.text_encoder()?;
         let mut text = component_load::text_encoder(src, &te_cfg, device)?;
+        let embeddings = add_embeddings(&src.embeddings, &mut tokenizer, &mut text.net, &te_cfg)?;
         let unet_cfg = src.configs.unet()?;
         let mut unet = component_load::unet(src, &unet_cfg, device)?;
         component_load::finish_text_and_unet(src, &unet_cfg, &mut text, &mut unet, dtype)?;
@@ -125,6 +167,7 @@ impl StableDiffusion {
             scheduler_kind: scheduler,
             controlnet: None,
             adapters: AdapterState::default(),
+            embeddings,
             _stores: vec![text.store, unet.store, vae.store],
             device,
             dtype,
@@ -199,12 +242,15 @@ impl StableDiffusion {
         )?)
     }
 
+    /// The 77 token ids a prompt runs with (textual-inversion tokens expanded).
+    pub fn prompt_ids(&self, prompt: &str) -> Vec<i64> {
+        self.tokenizer
+            .encode(&textual_inversion::expand_prompt(prompt, &self.embeddings))
+    }
+
     /// `[b, 77, hidden]` text embeddings of `prompts`.
     pub fn encode_prompts(&self, prompts: &[&str]) -> Tensor {
-        let ids: Vec<i64> = prompts
-            .iter()
-            .flat_map(|p| self.tokenizer.encode(p))
-            .collect();
+        let ids: Vec<i64> = prompts.iter().flat_map(|p| self.prompt_ids(p)).collect();
         let ids = Tensor::from_slice(&ids)
             .reshape([prompts.len() as i64, self.tokenizer.max_length() as i64])
             .to_device(self.device);
@@ -251,6 +297,12 @@ impl StableDiffusion {
                 return Err(DiffusionError::MixedBatch {
                     index: i,
                     what: "guidance mode (guidance > 1 or not)",
+                });
+            }
+            if k.adapters != key.adapters {
+                return Err(DiffusionError::MixedBatch {
+                    index: i,
+                    what: "LoRA set",
                 });
             }
             if k.scheduler != key.scheduler {

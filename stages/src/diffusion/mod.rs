@@ -19,6 +19,7 @@ pub mod request;
 pub mod resnet;
 pub mod schedulers;
 pub mod single_file;
+pub mod textual_inversion;
 pub mod tiny;
 pub mod tokenizer;
 pub mod unet;

@@ -13,6 +13,7 @@ use super::lora::LoraSpec;
 use super::model_dir::{ModelDirError, ModelSource};
 use super::schedulers::{SchedulerConfig, SchedulerError};
 use super::single_file::{builtin, clip_vocab, CheckpointKind, SingleFile, SingleFileError};
+use super::textual_inversion::EmbeddingSpec;
 use super::tokenizer::ClipTokenizer;
 use super::unet_config::UNet2DConditionConfig;
 
@@ -34,6 +35,8 @@ pub struct ModelRef {
     pub ema: bool,
     /// LoRAs merged into the UNet and text encoder at load, in order.
     pub loras: Vec<LoraSpec>,
+    /// Textual-inversion embeddings whose tokens prompts may use.
+    pub embeddings: Vec<EmbeddingSpec>,
 }
 
 impl From<ModelSource> for ModelRef {
@@ -46,6 +49,7 @@ impl From<ModelSource> for ModelRef {
             variant: None,
             ema: false,
             loras: Vec::new(),
+            embeddings: Vec::new(),
         }
     }
 }
@@ -86,6 +90,7 @@ pub struct PipelineSource {
     pub variant: Option<String>,
     pub ema: bool,
     pub loras: Vec<LoraSpec>,
+    pub embeddings: Vec<EmbeddingSpec>,
 }
 
 const CONFIG_FILES: [&str; 4] = [
@@ -137,6 +142,7 @@ impl ModelRef {
             variant: self.variant.clone(),
             ema: self.ema,
             loras: self.loras.clone(),
+            embeddings: self.embeddings.clone(),
         })
     }
 }

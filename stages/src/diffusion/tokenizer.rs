@@ -268,6 +268,23 @@ impl ClipTokenizer {
         self.encoder.len()
     }
 
+    /// Adds `token` as one id past the vocabulary (`first_id` and on, in order), matched on the raw text like a
+    /// special token, as transformers' `add_tokens` does for a textual-inversion token. An existing token is an
+    /// error: it would shadow a word of the vocabulary.
+    pub fn add_token(&mut self, token: &str, id: i64) -> Result<(), String> {
+        if token.is_empty()
+            || self.encoder.contains_key(token)
+            || self.specials.iter().any(|(s, _)| s == token)
+        {
+            return Err(format!(
+                "the token {token:?} is empty or already in the tokenizer's vocabulary; choose a token of its own, \
+                 e.g. \"<my-style>\""
+            ));
+        }
+        self.specials.push((token.to_owned(), id));
+        Ok(())
+    }
+
     /// Ids of the text alone, without specials, truncation or padding.
     pub fn encode_raw(&self, text: &str) -> Vec<i64> {
         let mut ids = Vec::new();

@@ -314,12 +314,13 @@ fn not_a_checkpoint(path: &Path, index: &TensorIndex) -> CheckpointError {
     } else if has("lora_unet_") || has("lora_te") || any(".lora_A.") || any(".lora_down.") {
         (
             "a LoRA",
-            "this version of texaug does not load LoRAs; merge it into the base model first",
+            "give it as `[[model.lora]] path = \"…\"` beside a base model",
         )
     } else if any("emb_params") || any("string_to_param") || index.names().count() <= 2 {
         (
             "a textual-inversion embedding (or another small file)",
-            "this version of texaug does not load embeddings; point `[model] path` at a full checkpoint",
+            "give it as `[[model.embedding]] path = \"…\"` beside a base model, or point `[model] path` at a full \
+             checkpoint",
         )
     } else if has("encoder.down.") && has("decoder.up.") {
         (
