@@ -4,6 +4,8 @@
                     attention, projection, feed-forward and text-encoder layers, and LoCon 3x3 convolutions
     kohya_no_alpha  the same layout without `.alpha` (scale 1), UNet attention and text encoder only
     peft            diffusers/PEFT keys (`unet.<module>.lora_A.weight` / `lora_B.weight`), UNet only
+    diffusers_saved a PEFT adapter saved by diffusers' `save_lora_weights`, its config (lora_alpha 8, rank 4) in
+                    the file's metadata
 
 Each is loaded by diffusers itself (`load_lora_weights`, then `fuse_lora(lora_scale=...)`) into sd1-tiny, and the
 img2img cases of `outputs/sd1-tiny-lora/<name>/cases.json` are its images, in the layout of the other img2img
@@ -28,6 +30,9 @@ LORAS = {
     "kohya_alpha": ("kohya", 2.0, ("attn", "proj", "ff", "conv", "te"), 0.8, 31),
     "kohya_no_alpha": ("kohya", None, ("attn", "te"), 1.0, 32),
     "peft": ("peft", None, ("attn", "proj", "ff"), 0.7, 33),
+    # Written by diffusers' own `save_lora_weights` from a PEFT adapter (lora_alpha 8 at rank 4: scale 2), with
+    # the adapter config in the file's metadata, as diffusers' training scripts save them.
+    "diffusers_saved": ("saved", None, ("attn",), 0.9, 34),
 }
 
 
@@ -79,6 +84,27 @@ def make_lora(pipe, fmt, alpha, groups, seed) -> dict:
     return sd
 
 
+def save_with_diffusers(pipe, path: Path, seed: int) -> dict:
+    """A PEFT adapter on the UNet's attention (random A and B, lora_alpha 8, rank 4), saved by diffusers."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    cfg = LoraConfig(r=RANK, lora_alpha=8, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    pipe.unet.add_adapter(cfg)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
+    StableDiffusionPipeline.save_lora_weights(
+        str(path.parent),
+        unet_lora_layers=layers,
+        unet_lora_adapter_metadata=cfg.to_dict(),
+        weight_name=path.name,
+        safe_serialization=True,
+    )
+    return layers
+
+
 def load_lora(pipe, path: Path, adapter: str) -> None:
     """diffusers' `load_lora_weights`, step for step, with one adjustment: diffusers 0.36 names text-encoder LoRA
     targets `text_model.encoder.…` (transformers 4's module names), and transformers 5's CLIPTextModel names them
@@ -113,9 +139,12 @@ def generate(out: Path, load_pipeline) -> dict:
         pipe = load_pipeline(out / "models" / "sd1-tiny")
         before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
         te_before = {k: v.clone() for k, v in pipe.text_encoder.state_dict().items()}
-        sd = make_lora(pipe, fmt, alpha, groups, seed)
         path = lora_dir / f"sd1-tiny-{name}.safetensors"
-        save_file(sd, str(path))
+        if fmt == "saved":
+            sd = save_with_diffusers(load_pipeline(out / "models" / "sd1-tiny"), path, seed)
+        else:
+            sd = make_lora(pipe, fmt, alpha, groups, seed)
+            save_file(sd, str(path))
         load_lora(pipe, path, name)
         pipe.fuse_lora(components=["unet", "text_encoder"], lora_scale=scale)
         pipe.unload_lora_weights()

@@ -207,3 +207,8 @@ fn switching_lora_sets_is_exact() {
     sd.use_adapters(std::slice::from_ref(&peft)).expect("peft");
     assert_eq!(image(&sd).as_raw(), loaded_with(vec![peft]).as_raw());
 }
+
+#[test]
+fn a_lora_saved_by_diffusers_with_its_adapter_config_gives_diffusers_images() {
+    lora_parity("diffusers_saved");
+}

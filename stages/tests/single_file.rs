@@ -409,3 +409,48 @@ fn fullsize_single_files_load_with_builtin_configs() {
     }
     assert!(ran > 0, "no single file under {}", root.display());
 }
+
+/// `[model] variant = "fp16"` reads `<name>.fp16.safetensors` where a folder has both, as diffusers' `variant`.
+#[test]
+fn a_variant_reads_its_own_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("sd1-tiny");
+    let src = fixtures().join("models/sd1-tiny");
+    for sub in ["", "unet", "vae", "text_encoder", "tokenizer", "scheduler"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
+        for e in std::fs::read_dir(src.join(sub)).expect("read").flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), dir.join(sub).join(e.file_name())).expect("copy");
+            }
+        }
+    }
+    // The fp16 variant of the text encoder: other (halved) weights, so which file loaded shows.
+    let halved: Vec<(String, Tensor)> =
+        Tensor::read_safetensors(src.join("text_encoder/model.safetensors"))
+            .expect("read")
+            .into_iter()
+            .map(|(k, t)| (k, (t * 0.5).to_kind(Kind::Half)))
+            .collect();
+    Tensor::write_safetensors(&halved, dir.join("text_encoder/model.fp16.safetensors"))
+        .expect("write");
+    let embed = |variant: Option<&str>| {
+        let model = ModelRef {
+            variant: variant.map(str::to_owned),
+            ..ModelRef::from(ModelSource::Dir(dir.clone()))
+        };
+        StableDiffusion::load_ref(&model, Device::Cpu, Kind::Float, None)
+            .expect("load")
+            .encode_prompts(&["a mug"])
+    };
+    let plain = StableDiffusion::load(&ModelSource::Dir(src), Device::Cpu, Kind::Float, None)
+        .expect("load")
+        .encode_prompts(&["a mug"]);
+    assert!(
+        embed(None).equal(&plain),
+        "without a variant the plain files load"
+    );
+    assert!(
+        !embed(Some("fp16")).allclose(&plain, 1e-3, 1e-3, false),
+        "the fp16 files load"
+    );
+}

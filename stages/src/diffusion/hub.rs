@@ -202,6 +202,16 @@ fn is_plain(file: &str) -> bool {
     matches!(rest, ".safetensors" | ".safetensors.index.json")
 }
 
+/// `HF_TOKEN` (or the older `HUGGING_FACE_HUB_TOKEN`), when set and not empty.
+#[cfg(feature = "hub-download")]
+fn env_token() -> Option<String> {
+    ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .map(|t| t.trim().to_owned())
+        .find(|t| !t.is_empty())
+}
+
 /// Fetches the pipeline files of `repo` into `cache` (the hub layout) and returns the snapshot folder.
 #[cfg(feature = "hub-download")]
 pub fn download(
@@ -217,11 +227,20 @@ pub fn download(
         file: file.to_owned(),
         reason: e.to_string(),
     };
-    let api = ApiBuilder::new()
+    let mut builder = ApiBuilder::new()
         .with_cache_dir(cache.to_path_buf())
         .with_progress(false)
-        .build()
-        .map_err(|e| fail("(connecting)", &e))?;
+        // An interrupted transfer is tried again rather than failing the run.
+        .with_retries(3);
+    // As huggingface_hub reads them: a token in the environment wins over the saved one (gated repos), and
+    // HF_ENDPOINT points at a mirror.
+    if let Some(token) = env_token() {
+        builder = builder.with_token(Some(token));
+    }
+    if let Some(endpoint) = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()) {
+        builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_owned());
+    }
+    let api = builder.build().map_err(|e| fail("(connecting)", &e))?;
     let r = Repo::with_revision(
         repo.to_owned(),
         RepoType::Model,

@@ -107,6 +107,7 @@ impl Lora {
             });
         }
         let format = pairs[0].format();
+        let adapter_config = AdapterConfig::from_metadata(index.metadata());
         if let Some(key) = others.first() {
             return Err(LoraError::Unsupported {
                 path,
@@ -136,6 +137,8 @@ impl Lora {
                 Some(k) => Some(index.read(k)?.to_kind(Kind::Double).double_value(&[])),
                 None => None,
             };
+            // kohya's `.alpha`, else the PEFT adapter config diffusers saves in the metadata, else 1.
+            let alpha = alpha.or_else(|| adapter_config.alpha(network, &pair.name));
             let base = alpha.map_or(1.0, |a| a / rank as f64);
             layers.push(LoraLayer {
                 network,
@@ -158,6 +161,46 @@ impl Lora {
             format,
             layers,
         })
+    }
+}
+
+/// The PEFT adapter config diffusers' `save_lora_weights` stores in a file's metadata (`lora_adapter_metadata`:
+/// `unet.lora_alpha`, `unet.alpha_pattern`, … per network): where it is, the scale is its alpha over the rank.
+#[derive(Default)]
+struct AdapterConfig {
+    json: Option<serde_json::Value>,
+}
+
+impl AdapterConfig {
+    fn from_metadata(metadata: &std::collections::BTreeMap<String, String>) -> Self {
+        Self {
+            json: metadata
+                .get("lora_adapter_metadata")
+                .and_then(|s| serde_json::from_str(s).ok()),
+        }
+    }
+
+    /// The alpha of one layer (`name` as the file writes it): a pattern naming its module, else the network's.
+    fn alpha(&self, network: Network, name: &str) -> Option<f64> {
+        let json = self.json.as_ref()?;
+        let prefix = match network {
+            Network::Unet => "unet",
+            Network::TextEncoder => "text_encoder",
+        };
+        let module = name
+            .strip_prefix(&format!("{prefix}."))
+            .unwrap_or(name)
+            .trim_end_matches(".lora")
+            .to_owned();
+        let pattern = json
+            .get(format!("{prefix}.alpha_pattern"))
+            .and_then(|p| p.as_object())
+            .and_then(|p| {
+                p.iter()
+                    .find(|(k, _)| module == **k || module.ends_with(&format!(".{k}")))
+                    .and_then(|(_, v)| v.as_f64())
+            });
+        pattern.or_else(|| json.get(format!("{prefix}.lora_alpha"))?.as_f64())
     }
 }
 
