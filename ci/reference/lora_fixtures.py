@@ -98,11 +98,36 @@ def save_with_diffusers(pipe, path: Path, seed: int) -> dict:
     StableDiffusionPipeline.save_lora_weights(
         str(path.parent),
         unet_lora_layers=layers,
-        unet_lora_adapter_metadata=cfg.to_dict(),
+        # Sets (target_modules) sorted: diffusers writes them in hash order, which changes from run to run.
+        unet_lora_adapter_metadata={k: sorted(v) if isinstance(v, set) else v for k, v in cfg.to_dict().items()},
         weight_name=path.name,
         safe_serialization=True,
     )
+    rewrite_in_fixed_order(path)
     return layers
+
+
+def rewrite_in_fixed_order(path: Path) -> None:
+    """The same file with its header's keys in a fixed order: safetensors writes metadata from a hash map, so two
+    saves of one adapter differ in bytes, and the fixtures must not."""
+    import json
+    import struct
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata() or {}
+        tensors = {k: f.get_tensor(k).contiguous() for k in sorted(f.keys())}
+    dtypes = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
+    header, data, offset = {"__metadata__": dict(sorted(metadata.items()))}, b"", 0
+    for name, t in tensors.items():
+        raw = t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes()
+        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        data += raw
+        offset += len(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    path.write_bytes(struct.pack("<Q", len(h)) + h + data)
 
 
 def load_lora(pipe, path: Path, adapter: str) -> None:
