@@ -30,6 +30,18 @@ pub enum HubError {
         file: String,
         reason: String,
     },
+    #[error(
+        "the Hugging Face Hub refused {file} of {repo:?} (HTTP {status}): the repository is gated or private; accept \
+         its terms on its page on huggingface.co, then set HF_TOKEN to a token with read access (or run \
+         `huggingface-cli login`){}",
+        if *token_given { " — the token given was refused" } else { "" }
+    )]
+    Gated {
+        repo: String,
+        file: String,
+        status: u16,
+        token_given: bool,
+    },
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
@@ -222,10 +234,26 @@ pub fn download(
 ) -> Result<PathBuf, HubError> {
     use hf_hub::api::sync::ApiBuilder;
     use hf_hub::{Repo, RepoType};
-    let fail = |file: &str, e: &dyn std::fmt::Display| HubError::Download {
-        repo: repo.to_owned(),
-        file: file.to_owned(),
-        reason: e.to_string(),
+    let token = env_token();
+    let token_given = token.is_some();
+    let fail = |file: &str, e: &dyn std::fmt::Display| {
+        let reason = e.to_string();
+        match [401u16, 403]
+            .into_iter()
+            .find(|s| reason.contains(&format!("status code {s}")))
+        {
+            Some(status) => HubError::Gated {
+                repo: repo.to_owned(),
+                file: file.to_owned(),
+                status,
+                token_given,
+            },
+            None => HubError::Download {
+                repo: repo.to_owned(),
+                file: file.to_owned(),
+                reason,
+            },
+        }
     };
     let mut builder = ApiBuilder::new()
         .with_cache_dir(cache.to_path_buf())
@@ -234,8 +262,8 @@ pub fn download(
         .with_retries(3);
     // As huggingface_hub reads them: a token in the environment wins over the saved one (gated repos), and
     // HF_ENDPOINT points at a mirror.
-    if let Some(token) = env_token() {
-        builder = builder.with_token(Some(token));
+    if token.is_some() {
+        builder = builder.with_token(token);
     }
     if let Some(endpoint) = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()) {
         builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_owned());
