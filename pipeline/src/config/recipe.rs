@@ -159,6 +159,10 @@ pub struct EmbeddingEntry {
     /// The token prompts write (a diffusers file names its own; an A1111 file needs one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// A class label this embedding stands for: `{label}` in prompts becomes `token` for that label's sources
+    /// (one learned token per class, as DA-Fusion trains them). Needs `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 fn one_scale() -> f64 {

@@ -81,6 +81,16 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
             );
         }
     }
+    for (i, e) in r.model.embeddings.iter().enumerate() {
+        if e.label.is_some() && e.token.is_none() {
+            at(
+                &[Name("model"), Name("embedding"), Index(i), Name("label")],
+                "an embedding that stands for a label needs its token, which `{label}` becomes"
+                    .into(),
+                "add token = \"<mug-class>\" (the token the embedding was trained as)",
+            );
+        }
+    }
     for (s, stage) in r.stages.iter().enumerate() {
         for (i, l) in stage.loras.iter().enumerate() {
             if !l.scale.is_finite() {

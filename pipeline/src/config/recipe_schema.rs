@@ -26,7 +26,7 @@ pub const MODEL_KEYS: &[&str] = &[
     "scheduler",
 ];
 pub const LORA_KEYS: &[&str] = &["path", "scale"];
-pub const EMBEDDING_KEYS: &[&str] = &["path", "token"];
+pub const EMBEDDING_KEYS: &[&str] = &["path", "token", "label"];
 pub const DEVICES_KEYS: &[&str] = &["use", "batch", "queue_mib", "threads"];
 pub const STAGE_KEYS: &[&str] = &[
     "kind",

@@ -1,5 +1,6 @@
 //! The jobs (pure): recipe × sources → jobs sorted by `sample_id`, each with its seed, prompt and strength.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -99,10 +100,26 @@ fn sample_strength(strength: Strength, seed: u64) -> f64 {
 }
 
 /// Expands `{label}` (and `{id}`) in a prompt.
-pub fn fill_prompt(template: &str, source: &Source) -> String {
+pub fn fill_prompt(
+    template: &str,
+    source: &Source,
+    class_tokens: &HashMap<String, String>,
+) -> String {
+    // A label with an embedding of its own (`[[model.embedding]] label = …`) is written as that token.
+    let label = class_tokens.get(&source.label).unwrap_or(&source.label);
     template
-        .replace("{label}", &source.label)
+        .replace("{label}", label)
         .replace("{id}", &source.id)
+}
+
+/// Label → token of the embeddings that stand for a class (DA-Fusion's per-class token).
+pub fn class_tokens(recipe: &Recipe) -> HashMap<String, String> {
+    recipe
+        .model
+        .embeddings
+        .iter()
+        .filter_map(|e| Some((e.label.clone()?, e.token.clone()?)))
+        .collect()
 }
 
 /// The cameras a depth stage renders a mesh from: the azimuth ring plus top and bottom.
@@ -128,6 +145,7 @@ pub fn lora_set(stage_index: usize, stage: &crate::config::recipe::StageSpec) ->
 pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
     let mut jobs = Vec::new();
     let model_scheduler = recipe.model.scheduler.as_deref();
+    let class_tokens = class_tokens(recipe);
     for source in sources {
         let source = Arc::new(source.clone());
         for (stage_index, stage) in recipe.stages.iter().enumerate() {
@@ -142,11 +160,11 @@ pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
                 let id = sample_id(&source.id, &stage_name, variant);
                 let seed = job_seed(recipe.seed, &id);
                 let prompt = match &source.prompt {
-                    Some(p) => fill_prompt(p, &source),
+                    Some(p) => fill_prompt(p, &source, &class_tokens),
                     None if stage.prompts.is_empty() => String::new(),
                     None => {
                         let t = &stage.prompts[variant as usize % stage.prompts.len()];
-                        fill_prompt(t, &source)
+                        fill_prompt(t, &source, &class_tokens)
                     }
                 };
                 jobs.push(Job {
@@ -159,7 +177,7 @@ pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
                     variant,
                     seed,
                     prompt,
-                    negative_prompt: fill_prompt(&stage.negative_prompt, &source),
+                    negative_prompt: fill_prompt(&stage.negative_prompt, &source, &class_tokens),
                     strength: sample_strength(stage.strength, seed),
                     guidance: stage.guidance,
                     steps: stage.steps,
@@ -264,6 +282,32 @@ mod tests {
             assert_eq!(j.prompt, expected);
             assert!(j.seed < 1 << 63);
             assert_eq!(j.scheduler.as_deref(), Some("dpmpp2m"));
+        }
+    }
+
+    /// DA-Fusion's recipe: a label with its own embedding is written as its token wherever `{label}` stands.
+    #[test]
+    fn a_label_with_an_embedding_is_written_as_its_token() {
+        let mut r = recipe(Strength::Fixed(0.5), 2);
+        r.model.embeddings = vec![crate::config::recipe::EmbeddingEntry {
+            path: "mug.safetensors".into(),
+            token: Some("<mug-class>".into()),
+            label: Some("mug".into()),
+        }];
+        r.stages[0].negative_prompt = "a blurry {label}".into();
+        let jobs = plan(&r, &[source("a", "mug", None), source("b", "cup", None)]);
+        for j in &jobs {
+            let word = if j.source_id == "a" {
+                "<mug-class>"
+            } else {
+                "cup"
+            };
+            assert!(
+                j.prompt.starts_with(&format!("a {word} of ")),
+                "{}",
+                j.prompt
+            );
+            assert_eq!(j.negative_prompt, format!("a blurry {word}"));
         }
     }
 
