@@ -19,7 +19,7 @@ TEXAUG := target/release/texaug
 TINY_MODEL := output/models/tiny-sd1
 TINY_DEPTH_MODEL := output/models/tiny-sd2-depth
 
-.PHONY: help setup build dist demo test lint fmt bench soak fuzz fuzz-seed fixtures fullsize-check clean-output
+.PHONY: help setup build dist demo test lint fmt bench bench-cpu soak fuzz fuzz-seed fixtures fullsize-check clean-output
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -73,8 +73,12 @@ lint: setup  ## rustfmt and clippy, warnings are errors
 fmt:
 	cargo fmt --all
 
-bench: setup  ## benchmarks; figures go to bench/RESULTS.md
+bench: build  ## benchmarks (the raster/bake ones, then bench-cpu); figures go to bench/RESULTS.md
 	cargo bench --workspace --locked
+	bash bench/cpu_vs_diffusers.sh
+
+bench-cpu: build  ## texaug vs diffusers on the CPU, SD 1.5 architecture, 256², 10 steps (~15 min; figures for bench/RESULTS.md)
+	bash bench/cpu_vs_diffusers.sh
 
 soak: build $(TINY_MODEL)/model_index.json  ## soak benchmark: 10,000 tiny-model samples, RSS every second (SOAK_N to change)
 	bash bench/soak.sh $(SOAK_N)
