@@ -148,6 +148,11 @@ def main():
         "decoder.up.0.block.0.conv1.weight": ("F32", [1, 1, 1, 1]),
     }))
     put("checkpoint", "truncated.safetensors", safetensors(sd1)[:-7])
+    layer = "lora_unet_mid_block_attentions_0_proj_in"
+    lora = {layer + ".lora_down.weight": ("F32", [2, 4]), layer + ".lora_up.weight": ("F32", [4, 2])}
+    put("checkpoint", "lora_matching.safetensors", safetensors({**lora, layer + ".alpha": ("F32", [])}))
+    put("checkpoint", "lora_alpha_vector.safetensors", safetensors({**lora, layer + ".alpha": ("F32", [2])}))
+    put("checkpoint", "embedding_a1111.safetensors", safetensors({"emb_params": ("F32", [2, 8])}))
     put("checkpoint", "sdxl.safetensors", safetensors({
         unet + "input_blocks.0.0.weight": ("F16", [2, 4, 1, 1]),
         "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias": ("F16", [2]),

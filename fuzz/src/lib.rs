@@ -308,6 +308,30 @@ pub fn checkpoint(data: &[u8]) {
         if let Err(e) = SingleFile::open(&path, None) {
             assert_names(&e.to_string(), &path);
         }
+        // The same bytes as a LoRA (layers resolved against a small UNet-like name set) and as an embedding.
+        let vars = |n: texaug_stages::diffusion::lora::Network| match n {
+            texaug_stages::diffusion::lora::Network::Unet => vec![
+                "down_blocks.0.attentions.0.proj_in.weight".to_owned(),
+                "mid_block.attentions.0.proj_in.weight".to_owned(),
+            ],
+            texaug_stages::diffusion::lora::Network::TextEncoder => {
+                vec!["text_model.encoder.layers.0.self_attn.q_proj.weight".to_owned()]
+            }
+        };
+        let spec = texaug_stages::diffusion::lora::LoraSpec {
+            path: path.clone(),
+            scale: 1.0,
+        };
+        if let Err(e) = texaug_stages::diffusion::lora::Lora::read(&spec, &vars, &|_| None) {
+            assert_names(&e.to_string(), &path);
+        }
+        let emb = texaug_stages::diffusion::textual_inversion::EmbeddingSpec {
+            path: path.clone(),
+            token: Some("<fuzz>".into()),
+        };
+        if let Err(e) = texaug_stages::diffusion::textual_inversion::Embedding::read(&emb) {
+            assert_names(&e.to_string(), &path);
+        }
     })
 }
 

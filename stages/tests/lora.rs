@@ -212,3 +212,51 @@ fn switching_lora_sets_is_exact() {
 fn a_lora_saved_by_diffusers_with_its_adapter_config_gives_diffusers_images() {
     lora_parity("diffusers_saved");
 }
+
+/// A set that fails partway (its second LoRA does not fit) leaves the model as loaded, not half-merged.
+#[test]
+fn a_set_that_fails_to_merge_leaves_the_model_as_loaded() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bad = tmp.path().join("wide.safetensors");
+    let layer = "lora_te_text_model_encoder_layers_0_self_attn_q_proj";
+    write(
+        &bad,
+        &[
+            (
+                &format!("{layer}.lora_down.weight"),
+                Tensor::zeros([4, 1024], (Kind::Float, Device::Cpu)),
+            ),
+            (
+                &format!("{layer}.lora_up.weight"),
+                Tensor::zeros([1024, 4], (Kind::Float, Device::Cpu)),
+            ),
+        ],
+    );
+    let mut sd = StableDiffusion::load_ref(
+        &ModelRef::from(ModelSource::Dir(fixtures().join("models/sd1-tiny"))),
+        Device::Cpu,
+        Kind::Float,
+        None,
+    )
+    .expect("load");
+    let before = sd.encode_prompts(&["a mug"]);
+    let good = LoraSpec {
+        path: fixtures().join("loras/sd1-tiny-kohya_alpha.safetensors"),
+        scale: 1.0,
+    };
+    let err = sd
+        .use_adapters(&[
+            good,
+            LoraSpec {
+                path: bad,
+                scale: 1.0,
+            },
+        ])
+        .expect_err("the wide LoRA does not fit")
+        .to_string();
+    assert!(err.contains("wide.safetensors"), "{err}");
+    assert!(
+        sd.encode_prompts(&["a mug"]).equal(&before),
+        "restored exactly"
+    );
+}

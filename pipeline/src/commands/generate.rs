@@ -49,7 +49,7 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
         embeddings: args
             .embeddings
             .iter()
-            .map(|a| match a.split_once('=') {
+            .map(|a| match a.rsplit_once('=') {
                 Some((path, token)) => EmbeddingSpec {
                     path: path.into(),
                     token: Some(token.to_owned()),

@@ -166,8 +166,8 @@ fn parameters(index: &TensorIndex, prefix: &str) -> i64 {
         .names()
         .filter(|n| n.starts_with(prefix))
         .filter_map(|n| index.shape(n))
-        .map(|s| s.iter().product::<i64>())
-        .sum()
+        .map(|s| s.iter().fold(1i64, |a, &d| a.saturating_mul(d)))
+        .fold(0i64, i64::saturating_add)
 }
 
 fn dtypes(index: &TensorIndex) -> BTreeMap<String, usize> {

@@ -174,12 +174,18 @@ pub fn describe_source(src: &PipelineSource, extras: Extras<'_>) -> Result<Model
         VaeSource::Folder(p) | VaeSource::File(p) => p.as_path(),
     });
     let loras: Vec<PathBuf> = src.loras.iter().map(|l| l.path.clone()).collect();
-    let embeddings: Vec<(String, PathBuf)> = src
+    let mut embeddings: Vec<(String, PathBuf)> = src
         .embeddings
         .iter()
         .enumerate()
         .map(|(i, e)| (format!("embedding/{i}"), e.path.clone()))
         .collect();
+    // Built-in configs build the tokenizer from CLIP's BPE file: it is loaded, so it is hashed.
+    if let ConfigSet::Builtin { kind, checkpoint } = &src.configs {
+        if let Ok(vocab) = texaug_stages::diffusion::single_file::clip_vocab(checkpoint, *kind) {
+            embeddings.push(("tokenizer-vocab".into(), vocab));
+        }
+    }
     describe(
         &src.id,
         &path,

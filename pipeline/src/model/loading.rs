@@ -221,10 +221,12 @@ impl DeviceModel for SdDevice {
     fn run(&mut self, requests: &[Img2ImgRequest]) -> Result<Vec<RgbImage>, String> {
         // A batch's requests share one LoRA set (it is part of their batch key): 0 is the model as loaded.
         let set = requests.first().map_or(0, |r| r.adapters as usize);
-        let specs = set
-            .checked_sub(1)
-            .and_then(|i| self.stage_loras.get(i))
-            .map_or(&[][..], Vec::as_slice);
+        let specs = match set.checked_sub(1) {
+            None => &[][..],
+            Some(i) => self.stage_loras.get(i).map(Vec::as_slice).ok_or_else(|| {
+                format!("internal: the batch names LoRA set {set}, which the run does not have")
+            })?,
+        };
         self.sd
             .use_adapters(specs)
             .map_err(|e| format!("switching to the stage's LoRAs: {e}"))?;

@@ -169,8 +169,15 @@ impl ClipTextTransformer {
         // [b, n, d]
         let tokens = match &self.added {
             // The table with the added rows at its end; ids past the vocabulary index into them.
+            // Cast here: the store may have been cast to fp16/bf16 after the rows were added.
             Some(added) => Tensor::embedding(
-                &Tensor::cat(&[&self.token_embedding.ws, added], 0),
+                &Tensor::cat(
+                    &[
+                        &self.token_embedding.ws,
+                        &added.to_kind(self.token_embedding.ws.kind()),
+                    ],
+                    0,
+                ),
                 input_ids,
                 -1,
                 false,

@@ -194,8 +194,9 @@ impl StableDiffusion {
         Ok(())
     }
 
-    /// Puts the LoRA set `specs` on top of the model as loaded (an empty set: the model as loaded). Exact and
-    /// cheap to repeat: the weights a set changed are restored from kept copies, never re-read from disk.
+    /// Puts the LoRA set `specs` on top of the model as loaded (an empty set: the model as loaded). Exact: the
+    /// weights a set changed are restored from kept copies (the model is never re-read; the LoRA files, small, are).
+    /// A set that fails to merge leaves the model as loaded.
     pub fn use_adapters(&mut self, specs: &[LoraSpec]) -> Result<(), DiffusionError> {
         let keys = UNetKeys::new(self.unet.config(), false)?;
         let ldm = |n: &str| keys.ldm_key(n);

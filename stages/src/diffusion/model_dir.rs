@@ -31,6 +31,8 @@ pub enum ModelDirError {
     Incomplete { path: PathBuf, missing: String },
     #[error("model file {path} does not exist; check `[model] path` (or `vae`) in the recipe")]
     NoFile { path: PathBuf },
+    #[error("`[model] ema = true`, but {path} holds no EMA weights (`model_ema.*`); remove `ema`")]
+    NoEma { path: PathBuf },
     #[error(
         "`[model] config` names the file {path}; it takes a diffusers folder (with unet/config.json, vae/, \
          text_encoder/, tokenizer/, scheduler/) or a hub id in the local cache"

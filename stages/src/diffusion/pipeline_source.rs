@@ -117,6 +117,9 @@ impl ModelRef {
                     SingleFileError::Weights(w) => DiffusionError::Weights(w),
                     SingleFileError::Checkpoint(c) => DiffusionError::Checkpoint(c),
                 })?;
+                if self.ema && file.detected.ema_tensors == 0 {
+                    return Err(ModelDirError::NoEma { path: path.clone() }.into());
+                }
                 let configs = match &self.config {
                     Some(c) => ConfigSet::Folder(config_folder(c)?),
                     None => ConfigSet::Builtin {

@@ -206,8 +206,12 @@ fn read_header(path: &Path, f: &mut std::fs::File) -> Result<Header, WeightsErro
     let mut len = [0u8; 8];
     f.read_exact(&mut len).map_err(io(path))?;
     let n = u64::from_le_bytes(len);
-    if n > 100_000_000 {
-        return Err(bad(format!("header of {n} bytes")));
+    let file_len = f.metadata().map_err(io(path))?.len();
+    // Checked before anything is allocated: a header may not claim more than the file holds.
+    if n > 100_000_000 || n > file_len.saturating_sub(8) {
+        return Err(bad(format!(
+            "a header of {n} bytes in a file of {file_len} bytes"
+        )));
     }
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).map_err(io(path))?;
@@ -227,14 +231,17 @@ fn read_header(path: &Path, f: &mut std::fs::File) -> Result<Header, WeightsErro
     let mut entries = Vec::with_capacity(map.len());
     for (name, e) in map.iter().filter(|(k, _)| *k != "__metadata__") {
         let dtype = e.get("dtype").and_then(|d| d.as_str());
-        let shape: Option<Vec<i64>> = e
-            .get("shape")
-            .and_then(|s| s.as_array())
-            .map(|a| a.iter().filter_map(|d| d.as_i64()).collect());
+        // Every dimension a non-negative integer and both offsets integers, or the entry is refused (a dropped
+        // value would give another shape).
+        let shape: Option<Vec<i64>> = e.get("shape").and_then(|s| s.as_array()).and_then(|a| {
+            a.iter()
+                .map(|d| d.as_i64().filter(|v| *v >= 0))
+                .collect::<Option<Vec<_>>>()
+        });
         let offsets: Option<Vec<u64>> = e
             .get("data_offsets")
             .and_then(|s| s.as_array())
-            .map(|a| a.iter().filter_map(|d| d.as_u64()).collect());
+            .and_then(|a| a.iter().map(serde_json::Value::as_u64).collect());
         match (dtype, shape, offsets.as_deref()) {
             (Some(dtype), Some(shape), Some(&[begin, end])) if end >= begin => {
                 entries.push(Entry {

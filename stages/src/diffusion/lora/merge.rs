@@ -109,19 +109,7 @@ impl AdapterState {
             return Ok(());
         }
         let stores = [(Network::TextEncoder, text), (Network::Unet, unet)];
-        for (network, store) in stores {
-            let vars: BTreeMap<String, Tensor> = store.variables().into_iter().collect();
-            for ((net, name), kept) in &self.originals {
-                if *net == NetworkKey::from(network) {
-                    if let Some(var) = vars.get(name) {
-                        let mut dst = var.shallow_clone();
-                        tch::no_grad(|| dst.copy_(kept));
-                    }
-                }
-            }
-        }
-        self.originals.clear();
-        self.current.clear();
+        self.restore(&stores);
         let names = |store: &VarStore| -> Vec<String> { store.variables().into_keys().collect() };
         let (te_names, unet_names) = (names(text), names(unet));
         let vars = |n: Network| match n {
@@ -134,13 +122,35 @@ impl AdapterState {
             .collect::<Result<Vec<_>, _>>()?;
         for (network, store) in stores {
             let mut kept = BTreeMap::new();
-            merge(store, network, &loras, Some(&mut kept))?;
+            let merged = merge(store, network, &loras, Some(&mut kept));
             self.originals.extend(
                 kept.into_iter()
                     .map(|(name, t)| ((NetworkKey::from(network), name), t)),
             );
+            if let Err(e) = merged {
+                // A set that fails partway leaves the model as loaded, not half-merged.
+                self.restore(&stores);
+                return Err(e);
+            }
         }
         self.current = specs.to_vec();
         Ok(())
+    }
+
+    /// Puts back every weight the current set changed; the model is then as loaded.
+    fn restore(&mut self, stores: &[(Network, &VarStore)]) {
+        for (network, store) in stores {
+            let vars: BTreeMap<String, Tensor> = store.variables().into_iter().collect();
+            for ((net, name), kept) in &self.originals {
+                if *net == NetworkKey::from(*network) {
+                    if let Some(var) = vars.get(name) {
+                        let mut dst = var.shallow_clone();
+                        tch::no_grad(|| dst.copy_(kept));
+                    }
+                }
+            }
+        }
+        self.originals.clear();
+        self.current.clear();
     }
 }

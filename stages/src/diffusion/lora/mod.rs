@@ -134,12 +134,34 @@ impl Lora {
             let up = read(&pair.up, "up (lora_up / lora_B)")?;
             let rank = down.size().first().copied().unwrap_or(1).max(1);
             let alpha = match &pair.alpha {
-                Some(k) => Some(index.read(k)?.to_kind(Kind::Double).double_value(&[])),
+                Some(k) => {
+                    let t = index.read(k)?;
+                    let value = (t.numel() == 1)
+                        .then(|| {
+                            t.to_kind(Kind::Double)
+                                .reshape([1])
+                                .f_double_value(&[0])
+                                .ok()
+                        })
+                        .flatten()
+                        .filter(|a| a.is_finite());
+                    Some(value.ok_or_else(|| LoraError::Incomplete {
+                        path: path.clone(),
+                        layer: pair.name.clone(),
+                        missing: "single finite alpha value (its `.alpha` has another shape or is not finite)",
+                    })?)
+                }
                 None => None,
             };
             // kohya's `.alpha`, else the PEFT adapter config diffusers saves in the metadata, else 1.
             let alpha = alpha.or_else(|| adapter_config.alpha(network, &pair.name));
-            let base = alpha.map_or(1.0, |a| a / rank as f64);
+            // PEFT's rank-stabilised LoRA scales by alpha / sqrt(rank).
+            let divisor = if adapter_config.rslora(network) {
+                (rank as f64).sqrt()
+            } else {
+                rank as f64
+            };
+            let base = alpha.map_or(1.0, |a| a / divisor);
             layers.push(LoraLayer {
                 network,
                 weight,
@@ -177,6 +199,21 @@ impl AdapterConfig {
             json: metadata
                 .get("lora_adapter_metadata")
                 .and_then(|s| serde_json::from_str(s).ok()),
+        }
+    }
+
+    fn rslora(&self, network: Network) -> bool {
+        self.json
+            .as_ref()
+            .and_then(|j| j.get(format!("{}.use_rslora", Self::prefix(network))))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    }
+
+    fn prefix(network: Network) -> &'static str {
+        match network {
+            Network::Unet => "unet",
+            Network::TextEncoder => "text_encoder",
         }
     }
 

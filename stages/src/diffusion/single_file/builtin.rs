@@ -126,3 +126,33 @@ pub fn pad_token(kind: CheckpointKind) -> &'static str {
         TextLayout::OpenClip => "!",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diffusion::pipeline_source::ConfigSet;
+
+    /// Every built-in config parses and validates as the loader reads it, and describes what its kind says.
+    #[test]
+    fn every_builtin_config_parses_and_fits_its_kind() {
+        for kind in CheckpointKind::ALL {
+            let set = ConfigSet::Builtin {
+                kind,
+                checkpoint: "x.safetensors".into(),
+            };
+            let unet = set.unet().unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(unet.in_channels, kind.in_channels(), "{kind}");
+            set.vae().unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let text = set.text_encoder().unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let width = if kind.text_layout() == TextLayout::Clip {
+                768
+            } else {
+                1024
+            };
+            assert_eq!(text.hidden_size, width, "{kind}");
+            set.scheduler().unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let v = scheduler(kind)["prediction_type"] == "v_prediction";
+            assert_eq!(v, kind == CheckpointKind::Sd2V, "{kind}");
+        }
+    }
+}
