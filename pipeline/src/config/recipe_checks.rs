@@ -58,7 +58,13 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
             );
         }
     }
-    let single_file = r.model.path.as_deref().is_some_and(is_single_file);
+    // Paths are not resolved yet: look where the recipe's folder puts them.
+    let base = file.parent().unwrap_or(Path::new("."));
+    let single_file = r
+        .model
+        .path
+        .as_deref()
+        .is_some_and(|p| is_single_file(&base.join(p)));
     for (key, given) in [
         ("config", r.model.config.is_some()),
         ("kind", r.model.kind.is_some()),
