@@ -184,6 +184,20 @@ fn published_kinds_are_told_from_shapes_as_diffusers_tells_them() {
     let d = kind_of("sd21.safetensors", 4, 1024, OPEN_CLIP);
     assert_eq!(d.kind, Some(CheckpointKind::Sd2V));
     assert!(d.guessed);
+    // A kind the file contradicts is refused before anything loads.
+    let sd21 = tmp.path().join("sd21.safetensors");
+    let err = SingleFile::open(&sd21, Some(CheckpointKind::Sd1))
+        .err()
+        .expect("sd1 on an SD 2 file")
+        .to_string();
+    assert!(
+        err.contains("OpenCLIP") && err.contains("1024") && err.contains("kind = \"sd1\""),
+        "{err}"
+    );
+    let d = SingleFile::open(&sd21, Some(CheckpointKind::Sd2))
+        .expect("sd2 base")
+        .detected;
+    assert_eq!((d.kind, d.guessed), (Some(CheckpointKind::Sd2), false));
 }
 
 #[test]

@@ -87,7 +87,17 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
             );
         }
     }
+    let mut labels = std::collections::HashSet::new();
     for (i, e) in r.model.embeddings.iter().enumerate() {
+        if let Some(l) = &e.label {
+            if !labels.insert(l.as_str()) {
+                at(
+                    &[Name("model"), Name("embedding"), Index(i), Name("label")],
+                    format!("two embeddings stand for the label `{l}`"),
+                    "keep one `[[model.embedding]]` per label",
+                );
+            }
+        }
         if e.label.is_some() && e.token.is_none() {
             at(
                 &[Name("model"), Name("embedding"), Index(i), Name("label")],

@@ -152,6 +152,16 @@ pub enum CheckpointError {
         channels: i64,
     },
     #[error(
+        "{path}: `[model] kind = \"{kind}\"` says {says}, but the file holds {found}; correct `kind` or leave it out \
+         to have it detected"
+    )]
+    KindText {
+        path: PathBuf,
+        kind: CheckpointKind,
+        says: &'static str,
+        found: String,
+    },
+    #[error(
         "{path} uses texaug's built-in {kind} configs, whose tokenizer is built from CLIP's \
          bpe_simple_vocab_16e6.txt.gz, and none was found ({tried}); set TEXAUG_CLIP_VOCAB to that file (it ships in \
          the PyPI package open-clip-torch: `pip download --no-deps open-clip-torch`, then unzip it), or give the base \
@@ -248,6 +258,27 @@ pub fn detect(
                 kind: k,
                 kind_text: k.in_channels(),
                 channels: in_channels,
+            });
+        }
+        // The text encoder and the cross-attention width tell SD 1 from SD 2; a published-size file must agree.
+        let (says, width) = match k.text_layout() {
+            TextLayout::Clip => ("a CLIP (SD 1.x) text encoder, 768 wide", 768),
+            TextLayout::OpenClip => ("an OpenCLIP (SD 2.x) text encoder, 1024 wide", 1024),
+        };
+        let published = matches!(context_dim, Some(768 | 1024));
+        if text != k.text_layout() || (published && context_dim != Some(width)) {
+            return Err(CheckpointError::KindText {
+                path: path.into(),
+                kind: k,
+                says,
+                found: format!(
+                    "a {} text encoder and cross-attention {} wide",
+                    match text {
+                        TextLayout::Clip => "CLIP (SD 1.x)",
+                        TextLayout::OpenClip => "OpenCLIP (SD 2.x)",
+                    },
+                    context_dim.map_or_else(|| "of unknown width".into(), |d| d.to_string())
+                ),
             });
         }
         detected.kind = Some(k);
