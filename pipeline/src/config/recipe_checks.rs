@@ -78,10 +78,31 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
             );
         }
     }
-    for (i, l) in r.model.loras.iter().enumerate() {
+    // Every LoRA, the model's and each stage's, where the recipe writes its scale.
+    let model_loras = r.model.loras.iter().enumerate().map(|(i, l)| {
+        (
+            vec![Name("model"), Name("lora"), Index(i), Name("scale")],
+            l,
+        )
+    });
+    let stage_loras = r.stages.iter().enumerate().flat_map(|(s, stage)| {
+        stage.loras.iter().enumerate().map(move |(i, l)| {
+            (
+                vec![
+                    Name("stage"),
+                    Index(s),
+                    Name("loras"),
+                    Index(i),
+                    Name("scale"),
+                ],
+                l,
+            )
+        })
+    });
+    for (key, l) in model_loras.chain(stage_loras) {
         if !l.scale.is_finite() {
             at(
-                &[Name("model"), Name("lora"), Index(i), Name("scale")],
+                &key,
                 "a LoRA's scale must be a finite number".into(),
                 "write scale = 0.8 (1 applies it as trained)",
             );
@@ -105,23 +126,6 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
                     .into(),
                 "add token = \"<mug-class>\" (the token the embedding was trained as)",
             );
-        }
-    }
-    for (s, stage) in r.stages.iter().enumerate() {
-        for (i, l) in stage.loras.iter().enumerate() {
-            if !l.scale.is_finite() {
-                at(
-                    &[
-                        Name("stage"),
-                        Index(s),
-                        Name("loras"),
-                        Index(i),
-                        Name("scale"),
-                    ],
-                    "a LoRA's scale must be a finite number".into(),
-                    "write scale = 0.8 (1 applies it as trained)",
-                );
-            }
         }
     }
     if !matches!(r.model.dtype.as_str(), "auto" | "fp32" | "fp16" | "bf16") {

@@ -9,7 +9,7 @@ use tch::{nn::VarStore, Device, Kind};
 use super::clip::{checkpoint_has_prefix, ClipTextTransformer};
 use super::config::{AutoencoderKLConfig, ClipTextConfig};
 use super::error::DiffusionError;
-use super::lora::{self, Lora, Network};
+use super::lora::{self, Network};
 use super::noise;
 use super::pipeline_source::{PipelineSource, VaeSource, Weights};
 use super::single_file::kind::VAE_PREFIX;
@@ -38,6 +38,21 @@ fn folder_index(
 ) -> Result<TensorIndex, DiffusionError> {
     let files = weights::find_weights(dir, stem, variant)?;
     Ok(TensorIndex::open(&files)?)
+}
+
+/// Fills `store` from a folder's `<stem>[.<variant>].safetensors` as they are named, then casts it to `dtype`
+/// (a ControlNet: nothing to map or merge).
+pub fn fill_from_folder(
+    store: &mut VarStore,
+    dir: &Path,
+    stem: &str,
+    variant: Option<&str>,
+    dtype: Kind,
+) -> Result<(), DiffusionError> {
+    let index = folder_index(dir, stem, variant)?;
+    weights::load_mapped(store, &index, |n| vec![Source::same(n)])?;
+    cast(store, dtype);
+    Ok(())
 }
 
 /// The text encoder in float32 ([`finish_text_and_unet`] casts it).
@@ -114,20 +129,9 @@ pub fn finish_text_and_unet(
     dtype: Kind,
 ) -> Result<(), DiffusionError> {
     if !src.loras.is_empty() {
-        let names = |store: &VarStore| -> Vec<String> { store.variables().into_keys().collect() };
-        let (te_names, unet_names) = (names(&text.store), names(&unet.store));
-        let vars = |n: Network| match n {
-            Network::Unet => unet_names.clone(),
-            Network::TextEncoder => te_names.clone(),
-        };
         let keys = UNetKeys::new(unet_cfg, false)
             .map_err(|e| e.at(&src.configs.origin("unet/config.json")))?;
-        let ldm = |n: &str| keys.ldm_key(n);
-        let loras = src
-            .loras
-            .iter()
-            .map(|spec| Lora::read(spec, &vars, &ldm))
-            .collect::<Result<Vec<_>, _>>()?;
+        let loras = lora::read_set(&src.loras, &text.store, &unet.store, &|n| keys.ldm_key(n))?;
         lora::merge::merge(&text.store, Network::TextEncoder, &loras, None)?;
         lora::merge::merge(&unet.store, Network::Unet, &loras, None)?;
     }

@@ -124,3 +124,12 @@ impl From<LoraError> for DiffusionError {
         Self::Lora(Box::new(e))
     }
 }
+
+impl From<super::single_file::SingleFileError> for DiffusionError {
+    fn from(e: super::single_file::SingleFileError) -> Self {
+        match e {
+            super::single_file::SingleFileError::Weights(w) => Self::Weights(w),
+            super::single_file::SingleFileError::Checkpoint(c) => Self::Checkpoint(c),
+        }
+    }
+}

@@ -20,7 +20,6 @@ use super::schedulers::{Scheduler, SchedulerConfig, SchedulerKind};
 use super::tokenizer::ClipTokenizer;
 use super::unet::{timesteps_tensor, UNet2DConditionModel};
 use super::vae::AutoencoderKL;
-use super::weights;
 
 use super::config::ClipTextConfig;
 pub use super::error::DiffusionError;
@@ -62,20 +61,6 @@ pub struct StableDiffusion {
     device: Device,
     dtype: Kind,
     model_id: String,
-}
-
-fn load_component(
-    vs: &mut VarStore,
-    dir: &Path,
-    stem: &str,
-    dtype: Kind,
-) -> Result<(), DiffusionError> {
-    let files = weights::find_weights(dir, stem, None)?;
-    weights::load_into(vs, &files)?;
-    if dtype != Kind::Float {
-        vs.set_kind(dtype);
-    }
-    Ok(())
 }
 
 /// Adds each embedding's vectors as tokens past the vocabulary (ids in file order, as diffusers appends them).
@@ -188,7 +173,13 @@ impl StableDiffusion {
             .map_err(|e| e.at(&cfg_path))?;
         net.check_compatible(&self.unet)
             .map_err(|e| e.at(&cfg_path))?;
-        load_component(&mut vs, dir, "diffusion_pytorch_model", self.dtype)?;
+        component_load::fill_from_folder(
+            &mut vs,
+            dir,
+            "diffusion_pytorch_model",
+            None,
+            self.dtype,
+        )?;
         self.controlnet = Some(net);
         self._stores.push(vs);
         Ok(())

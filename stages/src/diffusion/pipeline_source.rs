@@ -12,7 +12,7 @@ use super::hub;
 use super::lora::LoraSpec;
 use super::model_dir::{ModelDirError, ModelSource};
 use super::schedulers::{SchedulerConfig, SchedulerError};
-use super::single_file::{builtin, clip_vocab, CheckpointKind, SingleFile, SingleFileError};
+use super::single_file::{builtin, clip_vocab, CheckpointKind, SingleFile};
 use super::textual_inversion::EmbeddingSpec;
 use super::tokenizer::ClipTokenizer;
 use super::unet_config::UNet2DConditionConfig;
@@ -113,10 +113,7 @@ impl ModelRef {
                 if !path.is_file() {
                     return Err(ModelDirError::NoFile { path: path.clone() }.into());
                 }
-                let file = SingleFile::open(path, self.kind).map_err(|e| match e {
-                    SingleFileError::Weights(w) => DiffusionError::Weights(w),
-                    SingleFileError::Checkpoint(c) => DiffusionError::Checkpoint(c),
-                })?;
+                let file = SingleFile::open(path, self.kind)?;
                 if self.ema && file.detected.ema_tensors == 0 {
                     return Err(ModelDirError::NoEma { path: path.clone() }.into());
                 }

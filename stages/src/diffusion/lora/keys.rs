@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::diffusion::weights::TensorIndex;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Network {
     Unet,
     TextEncoder,

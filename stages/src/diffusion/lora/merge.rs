@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use super::{Lora, LoraError, LoraLayer, LoraSpec, Network};
+use super::{read_set, Lora, LoraError, LoraLayer, LoraSpec, Network};
 
 /// `up · down` in the shape of `weight`, or `None` when the shapes do not fit.
 fn delta(layer: &LoraLayer, weight: &Tensor) -> Option<Tensor> {
@@ -76,23 +76,7 @@ pub fn merge(
 #[derive(Default)]
 pub struct AdapterState {
     current: Vec<LoraSpec>,
-    originals: BTreeMap<(NetworkKey, String), Tensor>,
-}
-
-/// `Network` as a map key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum NetworkKey {
-    Unet,
-    TextEncoder,
-}
-
-impl From<Network> for NetworkKey {
-    fn from(n: Network) -> Self {
-        match n {
-            Network::Unet => Self::Unet,
-            Network::TextEncoder => Self::TextEncoder,
-        }
-    }
+    originals: BTreeMap<(Network, String), Tensor>,
 }
 
 impl AdapterState {
@@ -110,23 +94,12 @@ impl AdapterState {
         }
         let stores = [(Network::TextEncoder, text), (Network::Unet, unet)];
         self.restore(&stores);
-        let names = |store: &VarStore| -> Vec<String> { store.variables().into_keys().collect() };
-        let (te_names, unet_names) = (names(text), names(unet));
-        let vars = |n: Network| match n {
-            Network::Unet => unet_names.clone(),
-            Network::TextEncoder => te_names.clone(),
-        };
-        let loras = specs
-            .iter()
-            .map(|s| Lora::read(s, &vars, unet_ldm_key))
-            .collect::<Result<Vec<_>, _>>()?;
+        let loras = read_set(specs, text, unet, unet_ldm_key)?;
         for (network, store) in stores {
             let mut kept = BTreeMap::new();
             let merged = merge(store, network, &loras, Some(&mut kept));
-            self.originals.extend(
-                kept.into_iter()
-                    .map(|(name, t)| ((NetworkKey::from(network), name), t)),
-            );
+            self.originals
+                .extend(kept.into_iter().map(|(name, t)| ((network, name), t)));
             if let Err(e) = merged {
                 // A set that fails partway leaves the model as loaded, not half-merged.
                 self.restore(&stores);
@@ -142,7 +115,7 @@ impl AdapterState {
         for (network, store) in stores {
             let vars: BTreeMap<String, Tensor> = store.variables().into_iter().collect();
             for ((net, name), kept) in &self.originals {
-                if *net == NetworkKey::from(*network) {
+                if net == network {
                     if let Some(var) = vars.get(name) {
                         let mut dst = var.shallow_clone();
                         tch::no_grad(|| dst.copy_(kept));

@@ -241,6 +241,26 @@ impl AdapterConfig {
     }
 }
 
+/// Reads each of `specs` against the variables of the text encoder and UNet stores.
+pub fn read_set(
+    specs: &[LoraSpec],
+    text: &tch::nn::VarStore,
+    unet: &tch::nn::VarStore,
+    unet_ldm_key: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Lora>, LoraError> {
+    let names =
+        |store: &tch::nn::VarStore| -> Vec<String> { store.variables().into_keys().collect() };
+    let (te_names, unet_names) = (names(text), names(unet));
+    let vars = |n: Network| match n {
+        Network::Unet => unet_names.clone(),
+        Network::TextEncoder => te_names.clone(),
+    };
+    specs
+        .iter()
+        .map(|spec| Lora::read(spec, &vars, unet_ldm_key))
+        .collect()
+}
+
 /// Whether a file looks like a LoRA (for messages elsewhere).
 pub fn looks_like_lora(path: &Path) -> bool {
     TensorIndex::open(&[path.to_path_buf()])
