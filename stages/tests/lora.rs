@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::fixtures::{fixtures, read_json};
-use common::parity::pipeline_parity;
+use common::parity::{fixture_request, pipeline_parity};
 use tch::{Device, Kind, Tensor};
 use texaug_stages::diffusion::img2img::StableDiffusion;
 use texaug_stages::diffusion::lora::LoraSpec;
@@ -132,15 +132,7 @@ fn a_lora_that_does_not_fit_says_where_and_why() {
 /// The scale is diffusers' `lora_scale`: at 0 the LoRA changes nothing; at its scale it changes the image.
 #[test]
 fn the_scale_weighs_the_lora() {
-    let input = image::open(fixtures().join("outputs/sd1-tiny/img2img/input.png"))
-        .expect("input")
-        .to_rgb8();
-    let req = texaug_stages::diffusion::img2img::Img2ImgRequest {
-        steps: 4,
-        strength: 0.6,
-        seed: 1,
-        ..texaug_stages::diffusion::img2img::Img2ImgRequest::new(input, "a mug")
-    };
+    let req = fixture_request("a mug", 4, 0.6, 1);
     let run = |model: &ModelRef| {
         StableDiffusion::load_ref(model, Device::Cpu, Kind::Float, None)
             .expect("load")
@@ -160,15 +152,7 @@ fn the_scale_weighs_the_lora() {
 /// that LoRA gives, and back to the plain model's image when switched out.
 #[test]
 fn switching_lora_sets_is_exact() {
-    let input = image::open(fixtures().join("outputs/sd1-tiny/img2img/input.png"))
-        .expect("input")
-        .to_rgb8();
-    let req = texaug_stages::diffusion::img2img::Img2ImgRequest {
-        steps: 4,
-        strength: 0.6,
-        seed: 2,
-        ..texaug_stages::diffusion::img2img::Img2ImgRequest::new(input, "a mug")
-    };
+    let req = fixture_request("a mug", 4, 0.6, 2);
     let image =
         |sd: &StableDiffusion| sd.img2img(std::slice::from_ref(&req)).expect("img2img")[0].clone();
     let plain_ref = ModelRef::from(ModelSource::Dir(fixtures().join("models/sd1-tiny")));

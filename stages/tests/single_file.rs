@@ -8,10 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::fixtures::fixtures;
-use common::parity::pipeline_parity;
+use common::parity::{fixture_request, pipeline_parity};
 use common::single_file;
 use tch::{Device, Kind, Tensor};
-use texaug_stages::diffusion::img2img::{Img2ImgRequest, StableDiffusion};
+use texaug_stages::diffusion::img2img::StableDiffusion;
 use texaug_stages::diffusion::model_dir::ModelSource;
 use texaug_stages::diffusion::pipeline_source::ModelRef;
 use texaug_stages::diffusion::single_file::{CheckpointKind, SingleFile};
@@ -291,15 +291,7 @@ fn a_vae_file_in_the_original_layout_replaces_the_model_vae() {
         path
     };
     let folder = ModelSource::Dir(fixtures().join("models/sd1-tiny"));
-    let input = image::open(fixtures().join("outputs/sd1-tiny/img2img/input.png"))
-        .expect("input")
-        .to_rgb8();
-    let req = Img2ImgRequest {
-        steps: 4,
-        strength: 0.5,
-        seed: 3,
-        ..Img2ImgRequest::new(input, "a mug")
-    };
+    let req = fixture_request("a mug", 4, 0.5, 3);
     let run = |vae: Option<PathBuf>| {
         let model = ModelRef {
             vae,
@@ -403,15 +395,7 @@ fn fullsize_single_files_load_with_builtin_configs() {
             from_folder.encode_prompts(&prompts),
         );
         assert!(a.equal(&b), "{variant}: text embeddings differ");
-        let input = image::open(fixtures().join("outputs/sd1-tiny/img2img/input.png"))
-            .expect("input")
-            .to_rgb8();
-        let req = Img2ImgRequest {
-            steps: 2,
-            strength: 0.5,
-            seed: 5,
-            ..Img2ImgRequest::new(input, prompts[0])
-        };
+        let req = fixture_request(prompts[0], 2, 0.5, 5);
         let (x, y) = (
             from_file.img2img(std::slice::from_ref(&req)).expect("file"),
             from_folder

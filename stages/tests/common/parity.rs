@@ -6,6 +6,19 @@ use texaug_stages::diffusion::schedulers::SchedulerKind;
 
 use super::fixtures::{fixtures, read_json, read_tensors};
 
+/// A short img2img request on the fixtures' input picture (for tests comparing two loads of a model).
+pub fn fixture_request(prompt: &str, steps: usize, strength: f64, seed: u64) -> Img2ImgRequest {
+    let input = image::open(fixtures().join("outputs/sd1-tiny/img2img/input.png"))
+        .expect("input")
+        .to_rgb8();
+    Img2ImgRequest {
+        steps,
+        strength,
+        seed,
+        ..Img2ImgRequest::new(input, prompt)
+    }
+}
+
 pub fn strings(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
