@@ -18,6 +18,7 @@ VALIDATOR := ci/gltf-validator/node_modules/.installed
 TEXAUG := target/release/texaug
 TINY_MODEL := output/models/tiny-sd1
 TINY_DEPTH_MODEL := output/models/tiny-sd2-depth
+TINY_INPAINT_MODEL := output/models/tiny-sd1-inpaint
 
 .PHONY: help setup build dist demo test lint fmt bench bench-cpu soak fuzz fuzz-seed fixtures fullsize-check clean-output
 
@@ -54,16 +55,21 @@ $(TINY_MODEL)/model_index.json: | build
 $(TINY_DEPTH_MODEL)/model_index.json: | build
 	$(TEXAUG) model init-tiny --kind sd2-depth --out $(TINY_DEPTH_MODEL)
 
-demo: build $(TINY_MODEL)/model_index.json $(TINY_DEPTH_MODEL)/model_index.json  ## run recipes/demo.toml and demo-depth.toml into output/
+$(TINY_INPAINT_MODEL)/model_index.json: | build
+	$(TEXAUG) model init-tiny --kind sd1-inpaint --out $(TINY_INPAINT_MODEL)
+
+demo: build $(TINY_MODEL)/model_index.json $(TINY_DEPTH_MODEL)/model_index.json $(TINY_INPAINT_MODEL)/model_index.json  ## run recipes/demo.toml, demo-depth.toml and inpaint.toml into output/
 	$(TEXAUG) run recipes/demo.toml --resume
 	$(TEXAUG) inspect output/demo
 	$(TEXAUG) run recipes/demo-depth.toml --resume
 	$(TEXAUG) inspect output/demo-depth
+	$(TEXAUG) run recipes/inpaint.toml --resume
+	$(TEXAUG) inspect output/inpaint
 
 # Tests run in the release profile: they reuse every dependency `make build` compiled (one dependency tree, not
 # two), and the numeric tests run optimized.
 test: setup $(PYCHECK) $(VALIDATOR)  ## run every test (unit, parity against diffusers, end to end)
-	TEXAUG_PYTHON_CHECK=1 TEXAUG_PYTHON=$(PYCHECK) TEXAUG_REQUIRE_GLTF_VALIDATOR=1 \
+	TEXAUG_PYTHON_CHECK=1 TEXAUG_PYTHON=$(PYCHECK) TEXAUG_REQUIRE_GLTF_VALIDATOR=1 TEXAUG_REQUIRE_SLURM=1 \
 	    cargo test --workspace --locked --release
 
 lint: setup  ## rustfmt and clippy, warnings are errors

@@ -164,7 +164,7 @@ fn merged_shards_equal_the_unsharded_run() {
     assert_eq!(merged_rows.len(), whole_rows.len());
     assert_eq!(tree(&whole.join("samples")), tree(&merged.join("samples")));
 
-    // Merging into a folder that holds something is refused.
+    // One shard alone lacks planned samples: refused, naming the other shard, and the earlier merge stays.
     let o = run(&[
         "merge",
         shards[0].to_str().unwrap(),
@@ -172,6 +172,25 @@ fn merged_shards_equal_the_unsharded_run() {
         merged.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("missing") && text(&o).contains("shard 1/2"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(tree(&whole.join("samples")), tree(&merged.join("samples")));
+    // A folder that is no earlier merge is never replaced.
+    let other = d.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+    let o = run(&[
+        "merge",
+        shards[0].to_str().unwrap(),
+        shards[1].to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("not empty"), "{}", text(&o));
 
     let o = run(&["inspect", merged.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));

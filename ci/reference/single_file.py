@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-# The three tiny models and how their text encoder is stored in a single file.
-MODELS = {"sd1-tiny": "clip", "sd2-tiny": "openclip", "sd2-depth-tiny": "openclip"}
+# The tiny models and how their text encoder is stored in a single file.
+MODELS = {"sd1-tiny": "clip", "sd2-tiny": "openclip", "sd2-depth-tiny": "openclip", "sd1-inpaint-tiny": "clip"}
 
 RESNET_RENAMES = [
     ("norm1", "in_layers.0"),

@@ -172,7 +172,8 @@ fn assert_job_error(e: &JobError, asset: &AssetRef<'_>) {
     };
     let named = text.contains(asset.id)
         || text.contains(&file_name(asset.path))
-        || asset.depth.is_some_and(|d| text.contains(&file_name(d)));
+        || asset.depth.is_some_and(|d| text.contains(&file_name(d)))
+        || asset.mask.is_some_and(|m| text.contains(&file_name(m)));
     assert!(
         named,
         "the error names neither the asset nor its files: {text}"
@@ -194,13 +195,14 @@ pub fn mesh(data: &[u8]) {
             path: &path,
             kind: SourceKind::Mesh,
             depth: None,
+            mask: None,
         };
         run_job(&asset, &Stage::Style, &s.out_dir());
         run_job(&asset, &Stage::Depth(depth_stage()), &s.out_dir());
     })
 }
 
-/// An image source (PNG, JPEG or WebP by content) through the style stage.
+/// An image source (PNG, JPEG or WebP by content) through the style stage, then as a valid image's mask.
 pub fn image(data: &[u8]) {
     with_scratch(|s| {
         let path = s.input("input.img", data);
@@ -209,8 +211,17 @@ pub fn image(data: &[u8]) {
             path: &path,
             kind: SourceKind::Image,
             depth: None,
+            mask: None,
         };
         run_job(&asset, &Stage::Style, &s.out_dir());
+        // The same bytes as the inpainting mask of a valid image.
+        let image = s.asset_dir.join("texture.png");
+        let masked = AssetRef {
+            path: &image,
+            mask: Some(&path),
+            ..asset
+        };
+        run_job(&masked, &Stage::Style, &s.out_dir());
     })
 }
 
@@ -227,6 +238,7 @@ pub fn depth_image(data: &[u8]) {
             path: &image,
             kind: SourceKind::Image,
             depth: Some(&path),
+            mask: None,
         };
         run_job(&asset, &Stage::Depth(depth_stage()), &s.out_dir());
     })

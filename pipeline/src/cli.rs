@@ -1,7 +1,7 @@
 //! The command line. `--help` is the user's first manual, so every command carries examples.
 
 use crate::engine::progress::ProgressMode;
-use crate::plan::Shard;
+use crate::plan::shard::ShardArg;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -36,6 +36,7 @@ Examples:
   texaug run recipes/demo.toml
   texaug run recipes/demo.toml --devices cuda:0,cuda:1 --progress json
   texaug run recipes/big.toml --shard 3/16 --resume      # one task of a job array
+  texaug run recipes/big.toml --shard auto --resume      # the same, its shard from SLURM_ARRAY_TASK_ID
   texaug run recipes/demo.toml --output /scratch/demo --fail-fast
 
 A killed run loses at most the samples in flight: run again with --resume.")]
@@ -60,15 +61,19 @@ Example:
     #[command(after_help = "\
 Examples:
   texaug merge output/demo --out output/demo-merged          # all shards of one output folder
-  texaug merge /scratch/a /scratch/b --out output/demo --copy
+  texaug merge /scratch/a /scratch/b --out output/demo --copy --recipe recipes/demo.toml
 
-The destination is built next to --out and renamed into place, so it is complete or absent.")]
+Every sample of the recipe's plan must be there exactly once, made by that recipe and one model; a missing one is
+listed with its shard (exit 1, or --allow-missing). The destination is built next to --out and renamed into place,
+so it is complete or absent; an earlier merge there is replaced, so merge again when late shards arrive.")]
     Merge(MergeArgs),
     /// One img2img call on one image: the quickest way to try a model, prompt and strength.
     #[command(after_help = "\
-Example:
+Examples:
   texaug generate --model models/tiny-sd1 --image in.png --prompt \"a mug carved from oak\" \\
-      --strength 0.6 --steps 20 --guidance 7.5 --scheduler ddim --seed 42 --out out.png")]
+      --strength 0.6 --steps 20 --guidance 7.5 --scheduler ddim --seed 42 --out out.png
+  texaug generate --model sd-v1-5-inpainting.safetensors --image in.png --mask background.png \\
+      --prompt \"a workshop bench\" --strength 1 --out out.png      # inpaint where the mask is white")]
     Generate(Box<GenerateArgs>),
     /// Model utilities.
     #[command(subcommand)]
@@ -82,9 +87,15 @@ Example:
 pub struct RunArgs {
     /// The recipe (TOML).
     pub recipe: PathBuf,
-    /// Run only jobs i with i % N == I (0-based I), e.g. `--shard $SLURM_ARRAY_TASK_ID/16`.
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<Shard>,
+    /// Make only shard I of N (0-based): whole batches, each given to a shard by a hash of its first sample id.
+    /// `auto` reads a Slurm array task (SLURM_ARRAY_TASK_ID and the array's size) or a Kubernetes Indexed Job
+    /// pod (JOB_COMPLETION_INDEX, with --shards N).
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<ShardArg>,
+    /// With --shard auto in a Kubernetes Indexed Job: the number of shards (the Job's `completions`); default
+    /// TEXAUG_SHARDS, or the Slurm array's size.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
     /// Devices, overriding the recipe: `auto`, `cpu`, `cuda:0`, or a list `cuda:0,cuda:1`.
     #[arg(long, value_name = "LIST")]
     pub devices: Option<String>,
@@ -121,9 +132,12 @@ pub enum PlanFormat {
 pub struct PlanArgs {
     /// The recipe (TOML).
     pub recipe: PathBuf,
-    /// Only the jobs of this shard (see `texaug run --shard`).
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<Shard>,
+    /// Only the jobs of this shard (see `texaug run --shard`; `auto` as there).
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<ShardArg>,
+    /// With --shard auto: the number of shards, as for `texaug run`.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormat,
@@ -155,6 +169,13 @@ pub struct MergeArgs {
     /// Copy sample files instead of hard-linking them (hard links fall back to copies across file systems).
     #[arg(long)]
     pub copy: bool,
+    /// The recipe the shards ran, whose plan the merge must hold exactly once (default: the one the inputs'
+    /// run.toml names).
+    #[arg(long, value_name = "RECIPE")]
+    pub recipe: Option<PathBuf>,
+    /// Merge even when planned samples are missing (they are listed per shard); merge again when they arrive.
+    #[arg(long)]
+    pub allow_missing: bool,
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +236,11 @@ pub struct GenerateArgs {
     /// With --controlnet: how strongly the depth steers the result.
     #[arg(long, default_value_t = 1.0)]
     pub conditioning_scale: f64,
+    /// Inpainting mask at the image's size: white repaints, black keeps (grey: ≥ 128 repaints). Needed by an
+    /// inpainting model (9 UNet input channels); a plain model keeps the unmasked part by blending. Strength 1
+    /// (the inpainting default in diffusers) starts from pure noise.
+    #[arg(long, value_name = "MASK.png")]
+    pub mask: Option<PathBuf>,
     #[arg(long, value_name = "OUT.png")]
     pub out: PathBuf,
 }
@@ -267,6 +293,7 @@ pub enum TinyKindArg {
     Sd1,
     Sd2,
     Sd2Depth,
+    Sd1Inpaint,
     Controlnet,
 }
 
@@ -303,7 +330,10 @@ mod tests {
     fn shard_parses_from_the_command_line() {
         let cli = Cli::try_parse_from(["texaug", "run", "r.toml", "--shard", "2/5"]).unwrap();
         match cli.command {
-            Command::Run(args) => assert_eq!(args.shard, Some(Shard { index: 2, count: 5 })),
+            Command::Run(args) => assert_eq!(
+                args.shard,
+                Some(ShardArg::Fixed(crate::plan::Shard { index: 2, count: 5 }))
+            ),
             other => panic!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["texaug", "run", "r.toml", "--shard", "5/5"]).is_err());

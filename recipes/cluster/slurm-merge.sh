@@ -1,9 +1,12 @@
 #!/bin/bash
-# Merges the shards of one output folder (all its manifest parts) into a single folder and manifest.
+# Merges the shards of one output folder (all its manifest parts) into OUTPUT-merged: one folder, one manifest,
+# every planned sample exactly once (run as a job that depends on the array: see slurm-array.sh).
 #SBATCH --job-name=texaug-merge
 #SBATCH --cpus-per-task=2
 #SBATCH --time=00:30:00
+#SBATCH --output=texaug-merge-%j.log
 set -euo pipefail
 OUTPUT=${1:?usage: slurm-merge.sh OUTPUT}
-texaug merge "$OUTPUT" --out "$OUTPUT-merged"
-texaug inspect "$OUTPUT-merged"
+TEXAUG=${TEXAUG:-texaug}
+"$TEXAUG" merge "$OUTPUT" --out "$OUTPUT-merged"
+"$TEXAUG" inspect "$OUTPUT-merged"

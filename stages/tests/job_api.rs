@@ -42,6 +42,7 @@ fn mesh(path: &Path) -> AssetRef<'_> {
         path,
         kind: SourceKind::Mesh,
         depth: None,
+        mask: None,
     }
 }
 
@@ -140,6 +141,7 @@ fn an_image_keeps_its_size_and_alpha_and_a_failed_write_leaves_nothing() {
         path: &path,
         kind: SourceKind::Image,
         depth: None,
+        mask: None,
     };
     let original = image::open(&path).unwrap().to_rgba8();
     let sd = load("sd1-tiny");
@@ -165,4 +167,54 @@ fn an_image_keeps_its_size_and_alpha_and_a_failed_write_leaves_nothing() {
         .expect("no depth");
     let msg = err.to_string();
     assert!(msg.contains("apple") && msg.contains("estimator"), "{msg}");
+}
+
+/// A mask on a mesh is refused before anything loads; on an image it becomes the request's inpainting condition
+/// at the model's size, and the job runs on an inpainting model.
+#[test]
+fn a_mask_inpaints_an_image_and_is_refused_on_a_mesh() {
+    use texaug_stages::diffusion::request::Condition;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mask = dir.path().join("mask.png");
+    image::GrayImage::from_fn(40, 24, |x, _| image::Luma([if x < 20 { 255 } else { 0 }]))
+        .save(&mask)
+        .expect("mask");
+    let glb = dir.path().join("m.glb");
+    let asset = AssetRef {
+        mask: Some(&mask),
+        ..mesh(&glb)
+    };
+    let e = prepare(&asset, &Stage::Style, &settings(1))
+        .err()
+        .expect("refused");
+    assert!(matches!(e, JobError::MaskOnMesh { .. }), "{e}");
+
+    let img = dir.path().join("in.png");
+    image::RgbaImage::from_pixel(40, 24, image::Rgba([200, 120, 40, 255]))
+        .save(&img)
+        .expect("image");
+    let asset = AssetRef {
+        id: "in",
+        path: &img,
+        kind: SourceKind::Image,
+        depth: None,
+        mask: Some(&mask),
+    };
+    let job = prepare(&asset, &Stage::Style, &settings(1)).expect("prepared");
+    let Condition::Inpaint(m) = &job.requests[0].condition else {
+        panic!("the mask did not make an inpainting request");
+    };
+    assert_eq!(m.dimensions(), (64, 64));
+    assert!(m.get_pixel(2, 30).0[0] > 200 && m.get_pixel(60, 30).0[0] < 50);
+    let done = retexture(
+        &load("sd1-inpaint-tiny"),
+        &asset,
+        &Stage::Style,
+        &settings(1),
+    )
+    .expect("inpainted");
+    let Retextured::Image { image, .. } = done else {
+        panic!("an image job made a mesh")
+    };
+    assert_eq!(image.dimensions(), (40, 24));
 }

@@ -133,6 +133,17 @@ fn depth2img_sd2_depth_tiny_matches_diffusers() {
     pipeline_parity("sd2-depth-tiny", "depth2img");
 }
 
+#[test]
+fn inpainting_model_matches_diffusers_inpaint_pipeline() {
+    pipeline_parity("sd1-inpaint-tiny", "inpaint");
+}
+
+/// A plain 4-channel model inpaints as diffusers does: the re-noised original is blended back outside the mask.
+#[test]
+fn plain_model_inpaints_as_diffusers_blends() {
+    pipeline_parity("sd1-tiny", "inpaint");
+}
+
 // ------------------------------------------------------------------------------------------- tiny models
 
 #[test]

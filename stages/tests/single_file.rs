@@ -50,6 +50,11 @@ fn sd2_depth_single_file_gives_diffusers_images() {
     parity_from_single_file("sd2-depth-tiny", "depth2img");
 }
 
+#[test]
+fn inpainting_single_file_gives_diffusers_images() {
+    parity_from_single_file("sd1-inpaint-tiny", "inpaint");
+}
+
 /// A single file saved in float16 (as most shared checkpoints are) loads into a float32 pipeline: the weights
 /// round, nothing else changes.
 #[test]
@@ -317,7 +322,7 @@ fn a_vae_file_in_the_original_layout_replaces_the_model_vae() {
 fn the_exported_single_file_is_the_one_diffusers_verified() {
     use texaug_stages::diffusion::single_file::export::export_folder;
     let tmp = tempfile::tempdir().expect("tempdir");
-    for model in ["sd1-tiny", "sd2-tiny", "sd2-depth-tiny"] {
+    for model in ["sd1-tiny", "sd2-tiny", "sd2-depth-tiny", "sd1-inpaint-tiny"] {
         let out = tmp.path().join(format!("{model}.safetensors"));
         let n = export_folder(&fixtures().join("models").join(model), &out, None, None)
             .unwrap_or_else(|e| panic!("{model}: {e}"));
@@ -325,7 +330,11 @@ fn the_exported_single_file_is_the_one_diffusers_verified() {
             .expect("read")
             .into_iter()
             .collect();
-        let layers = if model == "sd1-tiny" { None } else { Some(3) };
+        let layers = if model.starts_with("sd1") {
+            None
+        } else {
+            Some(3)
+        };
         let want: Vec<(String, Tensor)> = single_file::assemble(model, Kind::Float)
             .into_iter()
             .filter(|(k, _)| {

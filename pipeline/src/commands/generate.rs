@@ -1,5 +1,5 @@
 //! `texaug generate`: one img2img call on one image — the quickest way to try a model, prompt and strength; with
-//! `--depth` a depth-conditioned one (an SD 2-depth model, or SD 1.x with `--controlnet`). It runs the same job
+//! `--depth` a depth-conditioned one (an SD 2-depth model, or SD 1.x with `--controlnet`), with `--mask` inpainting. It runs the same job
 //! code as `texaug run` (`texaug_stages::job`), at the image's own size unless `--size` says otherwise.
 
 use std::process::ExitCode;
@@ -20,6 +20,9 @@ use crate::config::devices::DeviceSpec;
 use crate::model::loading::{self, run_guarded};
 
 pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
+    if args.mask.is_some() && args.depth.is_some() {
+        bail!("--mask and --depth do not combine: inpaint with --mask, or condition on depth with --depth");
+    }
     if args.controlnet.is_some() && args.depth.is_none() {
         bail!(
             "--controlnet needs --depth D.png: the ControlNet is conditioned on that depth image"
@@ -75,6 +78,20 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
             args.model.display()
         );
     }
+    if sd.is_inpainting_model() && args.mask.is_none() {
+        bail!(
+            "{} is an inpainting model (9 UNet input channels): pass --mask MASK.png (white = repaint), usually \
+             with --strength 1",
+            args.model.display()
+        );
+    }
+    if args.mask.is_some() && sd.is_depth_model() {
+        bail!(
+            "{} is a depth-conditioned model and cannot inpaint: use an inpainting or a plain SD 1.x/2.x model with \
+             --mask",
+            args.model.display()
+        );
+    }
     if args.depth.is_some() && args.controlnet.is_none() && !sd.is_depth_model() {
         bail!(
             "--depth needs a depth-conditioned model (SD 2-depth, 5 UNet input channels) or --controlnet DIR; \
@@ -114,6 +131,7 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
         path: &args.image,
         kind: SourceKind::Image,
         depth: args.depth.as_deref(),
+        mask: args.mask.as_deref(),
     };
     let settings = JobSettings {
         prompt: args.prompt.clone(),

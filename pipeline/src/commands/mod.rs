@@ -22,7 +22,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::plan(args),
         Command::Validate(args) => validate::validate(&args.recipe),
         Command::Inspect(args) => inspect::inspect(&args.output, args.max_failures),
-        Command::Merge(args) => merge::merge(&args.inputs, &args.out, args.copy),
+        Command::Merge(args) => merge::merge(&args),
         Command::Generate(args) => generate::generate(*args),
         Command::Model(ModelCommand::InitTiny(args)) => model::init_tiny(args),
         Command::Model(ModelCommand::Inspect(args)) => model_inspect::inspect(&args),

@@ -20,6 +20,7 @@ pub fn init_tiny(args: InitTinyArgs) -> Result<ExitCode> {
         TinyKindArg::Sd1 => TinyKind::Sd1,
         TinyKindArg::Sd2 => TinyKind::Sd2,
         TinyKindArg::Sd2Depth => TinyKind::Sd2Depth,
+        TinyKindArg::Sd1Inpaint => TinyKind::Sd1Inpaint,
         TinyKindArg::Controlnet => TinyKind::ControlNet,
     };
     let t0 = std::time::Instant::now();

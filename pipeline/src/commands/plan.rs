@@ -9,7 +9,11 @@ use crate::cli::{PlanArgs, PlanFormat};
 use crate::plan::{plan_recipe, Job, Shard};
 
 pub fn plan(args: PlanArgs) -> Result<ExitCode> {
-    let (_, units) = plan_recipe(&args.recipe, args.shard.unwrap_or(Shard::ALL))?;
+    let shard = match args.shard {
+        Some(s) => s.resolve_env(args.shards).map_err(anyhow::Error::msg)?,
+        None => Shard::ALL,
+    };
+    let (_, units) = plan_recipe(&args.recipe, shard)?;
     let jobs: Vec<&Job> = units.iter().flatten().collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -67,7 +67,16 @@ fn units_to_run(units: Vec<Vec<Job>>, done: &HashSet<String>) -> Vec<Vec<Job>> {
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let t0 = Instant::now();
-    let shard = args.shard.unwrap_or(Shard::ALL);
+    let shard = match args.shard {
+        Some(s) => s.resolve_env(args.shards).map_err(anyhow::Error::msg)?,
+        None => Shard::ALL,
+    };
+    if args
+        .shard
+        .is_some_and(|s| s == crate::plan::shard::ShardArg::Auto)
+    {
+        eprintln!("texaug: --shard auto: shard {shard}");
+    }
     let (loaded, units) = plan_recipe(&args.recipe, shard)?;
     let recipe = &loaded.recipe;
     let output = args.output.clone().unwrap_or_else(|| loaded.output_dir());

@@ -12,6 +12,7 @@ use texaug_stages::diffusion::single_file::is_single_file;
 use texaug_stages::diffusion::unet_config::UNet2DConditionConfig;
 use texaug_stages::source::MeshAsset;
 
+use super::check_masks;
 use super::diagnostic::Diagnostic;
 use super::recipe::{estimator_hub_id_refusal, DepthSpec, LoadedRecipe, Recipe, StageKind};
 use super::recipe_load::check;
@@ -59,7 +60,7 @@ pub fn collect(recipe_path: &Path) -> (Vec<Diagnostic>, String) {
     for s in &sources {
         diags.extend(check_source(s));
     }
-    diags.extend(check_model(&loaded));
+    diags.extend(check_model(&loaded, &sources));
     diags.extend(check_loras(&loaded));
     diags.extend(check_embeddings(&loaded));
     let jobs: u64 = r
@@ -203,11 +204,21 @@ fn check_source(s: &Source) -> Vec<Diagnostic> {
             ));
         }
     }
+    out.extend(s.mask.as_deref().and_then(|m| check_masks::mask(s, m)));
     out
 }
 
-/// Each stage's kind against the UNet's input channels (5: depth-conditioned).
-fn check_unet_kind(loaded: &LoadedRecipe, channels: u64, model: &str) -> Vec<Diagnostic> {
+/// Each stage's kind against the UNet's input channels (5: depth-conditioned, 9: inpainting, which needs a mask
+/// for every source).
+fn check_unet_kind(
+    loaded: &LoadedRecipe,
+    sources: &[Source],
+    channels: u64,
+    model: &str,
+) -> Vec<Diagnostic> {
+    if channels == 9 {
+        return check_masks::inpainting_model(loaded, sources, model);
+    }
     let depth_unet = channels == 5;
     let mut out = Vec::new();
     for (i, stage) in loaded.recipe.stages.iter().enumerate() {
@@ -234,7 +245,7 @@ fn check_unet_kind(loaded: &LoadedRecipe, channels: u64, model: &str) -> Vec<Dia
 }
 
 /// A single-file checkpoint: its header tells a kind (or the recipe does), its `config` folder and `vae` exist.
-fn check_single_file(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
+fn check_single_file(loaded: &LoadedRecipe, sources: &[Source]) -> Vec<Diagnostic> {
     let model = &loaded.recipe.model;
     let key = match (&model.config, &model.vae) {
         (Some(_), _) => "config",
@@ -271,7 +282,7 @@ fn check_single_file(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
                 .map_or_else(String::new, |p| p.display().to_string());
             channels
                 .and_then(|c| u64::try_from(c).ok())
-                .map(|c| check_unet_kind(loaded, c, &name))
+                .map(|c| check_unet_kind(loaded, sources, c, &name))
                 .unwrap_or_default()
         }
     }
@@ -341,10 +352,10 @@ fn check_embeddings(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
 }
 
 /// The model folder: present, with the components and configs a Stable Diffusion pipeline needs.
-fn check_model(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
+fn check_model(loaded: &LoadedRecipe, sources: &[Source]) -> Vec<Diagnostic> {
     let model = &loaded.recipe.model;
     if model.path.as_deref().is_some_and(is_single_file) {
-        return check_single_file(loaded);
+        return check_single_file(loaded, sources);
     }
     let key = if model.path.is_some() { "path" } else { "id" };
     let at = |message: String, fix: &str| {
@@ -424,6 +435,7 @@ fn check_model(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
     if let Some(channels) = unet_in_channels(dir) {
         out.extend(check_unet_kind(
             loaded,
+            sources,
             channels,
             &dir.display().to_string(),
         ));

@@ -16,6 +16,7 @@ fn jobs(ids: &[&str], variants: u32) -> Vec<Job> {
             label: "mug".into(),
             kind: SourceKind::Image,
             depth: None,
+            mask: None,
             prompt: None,
             split: None,
             origin: PathBuf::from("m.csv"),

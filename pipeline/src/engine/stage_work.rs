@@ -157,6 +157,7 @@ impl StageWork for RecipeStages {
             path: &source.path,
             kind: source.kind,
             depth: source.depth.as_deref(),
+            mask: source.mask.as_deref(),
         };
         let mut prepared =
             prepare(&asset, &self.stage(job)?, &job_settings(job)?).map_err(|e| e.to_string())?;

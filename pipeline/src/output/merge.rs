@@ -1,8 +1,10 @@
-//! Merging several output folders (the shards of a cluster run) into one, deduplicated by sample_id. The result is
-//! built in a temp folder next to the destination and renamed into place, so it is complete or absent. Inputs are
-//! not trusted: every sample id they hold must be one texaug makes ([`is_sample_id`]) before it names a folder.
+//! Merging several output folders (the shards of a cluster run) into one, deduplicated by sample_id, checked
+//! against the recipe's plan ([`super::merge_plan`]: every planned sample once, one recipe and model). The result is
+//! built in a temp folder next to the destination and renamed into place, so it is complete or absent; a previous
+//! merge in the destination is replaced the same way (merge again when late shards arrive). Inputs are not
+//! trusted: every sample id they hold must be one texaug makes ([`is_sample_id`]) before it names a folder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -13,6 +15,7 @@ use super::layout::{
     RUN_TOML,
 };
 use super::ledger::read_journal;
+use super::merge_plan::{check_hashes, coverage, report, Coverage, MergePlan};
 use super::parquet::{read_parquet, write_parquet};
 use super::reader::read_output;
 use super::record::SampleRecord;
@@ -23,6 +26,18 @@ use super::tree::{files_under, link_or_copy};
 pub struct MergeSummary {
     pub samples: usize,
     pub ok: usize,
+    /// Against the plan, when there was one; with its per-shard report.
+    pub coverage: Option<(Coverage, String)>,
+}
+
+/// The table a merged `run.toml` ends with: what went into it.
+const MERGE_TABLE: &str = "[merge]";
+
+/// Whether `out` holds an earlier merge (its run.toml has the merge table), which a new merge may replace.
+fn is_previous_merge(out: &Path) -> bool {
+    std::fs::read_to_string(out.join(RUN_TOML))
+        .is_ok_and(|t| t.lines().any(|l| l.trim() == MERGE_TABLE))
+        && manifest_dir(out).join(MERGED_PART).is_file()
 }
 
 /// Keeps one record per sample_id: an ok record beats a failed one; otherwise the earlier input wins.
@@ -90,41 +105,98 @@ fn staging_dir(out: &Path) -> PathBuf {
     out.with_file_name(format!("{}{name}-{}", TEMP_PREFIX, std::process::id()))
 }
 
-pub fn merge(inputs: &[PathBuf], out: &Path, copy: bool) -> Result<MergeSummary> {
+pub fn merge(
+    inputs: &[PathBuf],
+    out: &Path,
+    copy: bool,
+    plan: Option<&MergePlan>,
+) -> Result<MergeSummary> {
+    let replace = is_previous_merge(out);
     if let Ok(mut rd) = std::fs::read_dir(out) {
-        if rd.next().is_some() {
+        if rd.next().is_some() && !replace {
             bail!(
-                "{} exists and is not empty; merge into a new folder (or remove it first)",
+                "{} exists and is not empty (and is no earlier merge); merge into a new folder (or remove it first)",
                 out.display()
             );
         }
     }
     let mut parts = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
+        if replace && input.canonicalize().ok() == out.canonicalize().ok() {
+            bail!(
+                "{} is the destination; merge into another folder",
+                input.display()
+            );
+        }
         check_sample_ids(input)?;
         let records = read_output(input).with_context(|| format!("reading {}", input.display()))?;
         parts.push((i, records));
     }
+    check_hashes(&parts, inputs, plan)?;
+    let mut seen_in: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    for (i, records) in &parts {
+        for r in records {
+            seen_in.entry(r.sample_id.clone()).or_default().insert(*i);
+        }
+    }
     let kept = dedupe(parts);
+    let checked = match plan {
+        Some(p) => {
+            let ids: BTreeSet<&str> = kept.keys().map(String::as_str).collect();
+            let counts = seen_in.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
+            let c = coverage(p, &ids, &counts);
+            let lines = report(p, &c);
+            if !c.unplanned.is_empty() {
+                bail!(
+                    "{} sample(s) are in no shard of the recipe's plan (e.g. {}): the inputs hold samples of \
+                     another recipe or seed; merge the outputs of one run only\n{lines}",
+                    c.unplanned.len(),
+                    c.unplanned[0]
+                );
+            }
+            if c.missing_count() > 0 && !p.allow_missing {
+                bail!(
+                    "{} planned sample(s) are missing; rerun their shards (texaug run RECIPE --shard I/N --resume), \
+                     or pass --allow-missing to merge what is there:\n{lines}",
+                    c.missing_count()
+                );
+            }
+            Some((c, lines))
+        }
+        None => None,
+    };
     let stage = staging_dir(out);
     if stage.exists() {
         std::fs::remove_dir_all(&stage)?;
     }
-    let result = build(inputs, &kept, &stage, copy);
+    let missing = checked.as_ref().map_or(0, |(c, _)| c.missing_count());
+    let result = build(inputs, &kept, &stage, copy, missing);
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&stage);
         return Err(e);
     }
-    if out.exists() {
-        std::fs::remove_dir(out)
-            .with_context(|| format!("replacing the empty {}", out.display()))?;
+    if replace {
+        // The earlier merge goes aside, the new one takes its place, then the old one is removed.
+        let old = staging_dir(out).with_extension("old");
+        std::fs::rename(out, &old)
+            .with_context(|| format!("moving the earlier merge {} aside", out.display()))?;
+        std::fs::rename(&stage, out)
+            .with_context(|| format!("moving the merged folder into place at {}", out.display()))?;
+        std::fs::remove_dir_all(&old)
+            .with_context(|| format!("removing the earlier merge at {}", old.display()))?;
+    } else {
+        if out.exists() {
+            std::fs::remove_dir(out)
+                .with_context(|| format!("replacing the empty {}", out.display()))?;
+        }
+        std::fs::rename(&stage, out)
+            .with_context(|| format!("moving the merged folder into place at {}", out.display()))?;
     }
-    std::fs::rename(&stage, out)
-        .with_context(|| format!("moving the merged folder into place at {}", out.display()))?;
     let ok = kept.values().filter(|(_, r)| r.is_ok()).count();
     Ok(MergeSummary {
         samples: kept.len(),
         ok,
+        coverage: checked,
     })
 }
 
@@ -133,6 +205,7 @@ fn build(
     kept: &BTreeMap<String, (usize, SampleRecord)>,
     stage: &Path,
     copy: bool,
+    missing: usize,
 ) -> Result<()> {
     std::fs::create_dir_all(manifest_dir(stage))?;
     for (id, (i, r)) in kept {
@@ -155,15 +228,41 @@ fn build(
                 .with_context(|| format!("copying {}", from.join(&f).display()))?;
         }
     }
-    if let Some(run_toml) = inputs
+    // The first input's run.toml (the recipe as resolved, its files' hashes), then what went into the merge.
+    let mut run_toml = inputs
         .iter()
         .map(|p| p.join(RUN_TOML))
-        .find(|p| p.is_file())
-    {
-        std::fs::copy(&run_toml, stage.join(RUN_TOML))?;
-    }
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|t| strip_merge_table(&t))
+        .unwrap_or_default();
+    let listed: Vec<String> = inputs
+        .iter()
+        .map(|p| format!("{:?}", p.display().to_string()))
+        .collect();
+    run_toml.push_str(&format!(
+        "\n{MERGE_TABLE}\ninputs = [{}]\nsamples = {}\nmissing = {missing}\n",
+        listed.join(", "),
+        kept.len()
+    ));
+    std::fs::write(stage.join(RUN_TOML), run_toml)?;
     let rows: Vec<SampleRecord> = kept.values().map(|(_, r)| r.clone()).collect();
     write_parquet(&rows, &manifest_dir(stage).join(MERGED_PART))
+}
+
+/// A run.toml without the merge table an earlier merge appended (the table is last).
+fn strip_merge_table(text: &str) -> String {
+    match text.lines().position(|l| l.trim() == MERGE_TABLE) {
+        Some(i) => {
+            text.lines()
+                .take(i)
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+                + "\n"
+        }
+        None => text.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn merging_copies_samples_and_refuses_a_full_destination() {
+    fn merging_copies_samples_replaces_an_earlier_merge_and_refuses_a_full_destination() {
         let dir = tempfile::tempdir().unwrap();
         let inputs: Vec<PathBuf> = (0..2).map(|i| dir.path().join(format!("in{i}"))).collect();
         for (i, input) in inputs.iter().enumerate() {
@@ -206,11 +305,20 @@ mod tests {
             l.finish().unwrap();
         }
         let out = dir.path().join("merged");
-        merge(&inputs, &out, false).unwrap();
+        merge(&inputs, &out, false, None).unwrap();
         let rows = read_parquet(&manifest_dir(&out).join(MERGED_PART)).unwrap();
         assert_eq!(rows.len(), 2);
         assert!(out.join("samples/0000000000000001/image.png").is_file());
-        assert!(merge(&inputs, &out, false).is_err());
+        // An earlier merge is replaced (late shards); any other full folder is refused.
+        merge(&inputs[..1], &out, false, None).unwrap();
+        let rows = read_parquet(&manifest_dir(&out).join(MERGED_PART)).unwrap();
+        assert_eq!(rows.len(), 1);
+        let run_toml = std::fs::read_to_string(out.join(RUN_TOML)).unwrap();
+        assert_eq!(run_toml.matches(MERGE_TABLE).count(), 1, "{run_toml}");
+        let full = dir.path().join("full");
+        std::fs::create_dir_all(&full).unwrap();
+        std::fs::write(full.join("notes.txt"), b"mine").unwrap();
+        assert!(merge(&inputs, &full, false, None).is_err());
         // Nothing is left beside the destination.
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -236,7 +344,7 @@ mod tests {
         let out = dir.path().join("merged");
         let err = format!(
             "{:#}",
-            merge(std::slice::from_ref(&input), &out, false).unwrap_err()
+            merge(std::slice::from_ref(&input), &out, false, None).unwrap_err()
         );
         assert!(
             err.contains(&input.display().to_string())
@@ -247,7 +355,7 @@ mod tests {
         assert!(!out.exists());
         // The Parquet part of a shard without a journal is checked too, by row.
         std::fs::remove_file(input.join("manifest/part-0000-of-0001.journal.jsonl")).unwrap();
-        let err = format!("{:#}", merge(&[input], &out, false).unwrap_err());
+        let err = format!("{:#}", merge(&[input], &out, false, None).unwrap_err());
         assert!(err.contains("part-0000-of-0001.parquet row 1"), "{err}");
         assert!(!out.exists());
     }

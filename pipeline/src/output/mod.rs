@@ -9,6 +9,7 @@ pub mod layout;
 pub mod ledger;
 pub mod lock;
 pub mod merge;
+pub mod merge_plan;
 pub mod parquet;
 pub mod reader;
 pub mod record;

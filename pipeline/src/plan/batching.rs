@@ -90,6 +90,7 @@ mod tests {
                 label: "mug".into(),
                 kind: SourceKind::Image,
                 depth: None,
+                mask: None,
                 prompt: None,
                 split: None,
                 origin: PathBuf::from("m.csv"),

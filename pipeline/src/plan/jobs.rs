@@ -209,6 +209,7 @@ mod tests {
             label: label.into(),
             kind: SourceKind::Image,
             depth: None,
+            mask: None,
             prompt: prompt.map(str::to_string),
             split: None,
             origin: PathBuf::from("m.csv"),

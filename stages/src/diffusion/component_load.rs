@@ -94,7 +94,7 @@ pub fn unet(
     device: Device,
 ) -> Result<Loaded<UNet2DConditionModel>, DiffusionError> {
     let origin = src.configs.origin("unet/config.json");
-    if cfg.in_channels != 4 && cfg.in_channels != 5 {
+    if ![4, 5, 9].contains(&cfg.in_channels) {
         return Err(DiffusionError::Channels {
             path: origin,
             channels: cfg.in_channels,

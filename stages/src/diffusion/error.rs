@@ -61,9 +61,9 @@ pub enum DiffusionError {
     #[error("strength must be in [0, 1], got {strength} (request {index})")]
     Strength { index: usize, strength: f64 },
     #[error(
-        "the UNet in {path} takes {channels} input channels; texaug runs 4 (img2img) or 5 (depth-conditioned, \
-         latents + depth){}; use a Stable Diffusion 1.x/2.x or 2-depth model",
-        if *channels == 9 { ", and 9 is an inpainting model, which no texaug stage runs yet" } else { "" }
+        "the UNet in {path} takes {channels} input channels; texaug runs 4 (img2img), 5 (depth-conditioned, \
+         latents + depth) or 9 (inpainting, latents + mask + masked image); use a Stable Diffusion 1.x/2.x, \
+         2-depth or inpainting model"
     )]
     Channels { path: PathBuf, channels: i64 },
     #[error(
@@ -94,6 +94,28 @@ pub enum DiffusionError {
         h0: u32,
         given: usize,
         requests: usize,
+    },
+    #[error(
+        "model {model} is an inpainting model (9 UNet input channels) and needs a mask per request; give each \
+         image a mask (the manifest's `mask` column, `texaug generate --mask`), or use a plain model"
+    )]
+    MaskNeeded { model: String },
+    #[error("inpainting needs one mask per request, got {given} for {requests} requests")]
+    MaskCount { given: usize, requests: usize },
+    #[error(
+        "model {model} cannot inpaint: {why}; inpaint with an inpainting model or a plain SD 1.x/2.x model"
+    )]
+    MaskUnsupported { model: String, why: &'static str },
+    #[error(
+        "mask {index} is {width}x{height} but its image is {w0}x{h0}; give masks at the image's size (white = \
+         repaint)"
+    )]
+    MaskSize {
+        index: usize,
+        width: u32,
+        height: u32,
+        w0: u32,
+        h0: u32,
     },
     #[error(
         "depth map {index} is {width}x{height} with {len} values (expected width × height); \

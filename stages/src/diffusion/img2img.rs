@@ -18,28 +18,21 @@ use super::noise;
 use super::pipeline_source::{ModelRef, PipelineSource};
 use super::schedulers::{Scheduler, SchedulerConfig, SchedulerKind};
 use super::tokenizer::ClipTokenizer;
-use super::unet::{timesteps_tensor, UNet2DConditionModel};
+use super::unet::UNet2DConditionModel;
 use super::vae::AutoencoderKL;
+
+mod cond;
+mod denoise;
 
 use super::config::ClipTextConfig;
 pub use super::error::DiffusionError;
-use super::image_tensors;
 pub use super::image_tensors::{postprocess, DepthMap};
 use super::lora::merge::AdapterState;
 use super::lora::LoraSpec;
 pub use super::request::{batch_key, t_start, BatchKey, Condition, ConditionKind, Img2ImgRequest};
 use super::single_file::unet_keys::UNetKeys;
 use super::textual_inversion::{self, Embedding, EmbeddingError, EmbeddingSpec};
-
-/// What conditions the UNet besides the text, one entry per request of the batch.
-enum Cond<'a> {
-    None,
-    Depth(Vec<&'a DepthMap>),
-    Control {
-        images: Vec<&'a image::RgbImage>,
-        scale: f64,
-    },
-}
+use cond::Cond;
 
 /// A loaded pipeline: tokenizer, text encoder, UNet, VAE and the scheduler config.
 pub struct StableDiffusion {
@@ -318,7 +311,13 @@ impl StableDiffusion {
         self.unet_in_channels == 5
     }
 
-    /// A depth model's UNet needs the depth channel that only [`Self::depth2img`] supplies.
+    /// Whether the UNet takes a mask and the masked image (an inpainting model): use [`Self::inpaint`] then.
+    pub fn is_inpainting_model(&self) -> bool {
+        self.unet_in_channels == 9
+    }
+
+    /// A depth model's UNet needs the depth channel that only [`Self::depth2img`] supplies, an inpainting model's
+    /// the mask channels that only [`Self::inpaint`] does.
     fn refuse_depth_model(&self, batch: &[Img2ImgRequest]) -> Result<(), DiffusionError> {
         if self.is_depth_model() {
             return Err(DiffusionError::DepthNeeded {
@@ -327,7 +326,45 @@ impl StableDiffusion {
                 requests: batch.len(),
             });
         }
+        if self.is_inpainting_model() {
+            return Err(DiffusionError::MaskNeeded {
+                model: self.model_id.clone(),
+            });
+        }
         Ok(())
+    }
+
+    /// Inpainting (diffusers' `StableDiffusionInpaintPipeline` with `height`/`width` at the image's size): one mask
+    /// per request at the image's size, white = repaint. An inpainting (9-channel) model sees the mask and the
+    /// masked image; a plain model keeps the original outside the mask by blending after each step. At strength 1
+    /// the latents start from pure noise, as diffusers starts them.
+    pub fn inpaint(
+        &self,
+        batch: &[Img2ImgRequest],
+        masks: &[image::GrayImage],
+    ) -> Result<Vec<image::RgbImage>, DiffusionError> {
+        self.inpaint_refs(batch, masks.iter().collect())
+    }
+
+    fn inpaint_refs(
+        &self,
+        batch: &[Img2ImgRequest],
+        masks: Vec<&image::GrayImage>,
+    ) -> Result<Vec<image::RgbImage>, DiffusionError> {
+        if self.is_depth_model() {
+            return Err(DiffusionError::MaskUnsupported {
+                model: self.model_id.clone(),
+                why: "it is depth-conditioned (5 UNet input channels)",
+            });
+        }
+        let key = self.validate(batch)?;
+        if masks.len() != batch.len() {
+            return Err(DiffusionError::MaskCount {
+                given: masks.len(),
+                requests: batch.len(),
+            });
+        }
+        tch::no_grad(|| self.denoise(batch, key, Cond::Inpaint(masks)))
     }
 
     /// Runs one batch; images come back in request order.
@@ -341,14 +378,14 @@ impl StableDiffusion {
     }
 
     /// Runs one batch whatever its requests' [`Condition`] (all requests of a batch share its kind, see
-    /// [`batch_key`]): plain img2img, depth2img or ControlNet img2img. Images come back in request order.
+    /// [`batch_key`]): plain img2img, depth2img, ControlNet img2img or inpainting. Images come back in request order.
     pub fn generate(
         &self,
         batch: &[Img2ImgRequest],
     ) -> Result<Vec<image::RgbImage>, DiffusionError> {
         let mixed = || DiffusionError::MixedBatch {
             index: 0,
-            what: "condition (plain, depth, or ControlNet with one scale)",
+            what: "condition (plain, depth, inpainting, or ControlNet with one scale)",
         };
         match batch.first().map(|r| &r.condition) {
             None | Some(Condition::None) => self.img2img(batch),
@@ -371,6 +408,16 @@ impl StableDiffusion {
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 self.controlnet_img2img_refs(batch, images, *scale)
+            }
+            Some(Condition::Inpaint(_)) => {
+                let masks = batch
+                    .iter()
+                    .map(|r| match &r.condition {
+                        Condition::Inpaint(m) => Ok(m.as_ref()),
+                        _ => Err(mixed()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.inpaint_refs(batch, masks)
             }
         }
     }
@@ -464,136 +511,5 @@ impl StableDiffusion {
         }
         let key = self.validate(batch)?;
         tch::no_grad(|| self.denoise(batch, key, Cond::Depth(depths)))
-    }
-
-    fn denoise(
-        &self,
-        batch: &[Img2ImgRequest],
-        key: BatchKey,
-        extra: Cond<'_>,
-    ) -> Result<Vec<image::RgbImage>, DiffusionError> {
-        let b = batch.len() as i64;
-        let mut scheduler = self.scheduler_for(key.scheduler)?;
-        scheduler.set_timesteps(key.steps)?;
-        let begin = key.t_start * scheduler.order();
-        let timesteps: Vec<f64> = scheduler.timesteps().get(begin..).unwrap_or(&[]).to_vec();
-        let Some(&latent_t) = timesteps.first() else {
-            return Err(DiffusionError::NoSteps {
-                strength: batch[0].strength,
-                steps: key.steps,
-            });
-        };
-        if scheduler.has_begin_index() {
-            scheduler.set_begin_index(begin);
-        }
-
-        // Text: [uncond…, cond…] when guided, as diffusers concatenates.
-        let prompts: Vec<&str> = batch.iter().map(|r| r.prompt.as_str()).collect();
-        let cond = self.encode_prompts(&prompts);
-        let context = if key.guided {
-            let negatives: Vec<&str> = batch.iter().map(|r| r.negative_prompt.as_str()).collect();
-            Tensor::cat(&[self.encode_prompts(&negatives), cond], 0)
-        } else {
-            cond
-        };
-
-        // Noise, per job from its own seed, in diffusers' order.
-        let f = self.vae_scale_factor();
-        let (lh, lw) = (i64::from(key.height) / f, i64::from(key.width) / f);
-        let step_draws = if scheduler.needs_step_noise() {
-            timesteps.len()
-        } else {
-            0
-        };
-        let jobs: Vec<noise::JobNoise> = batch
-            .iter()
-            .map(|r| {
-                noise::draw_job_noise(r.seed, [self.vae_cfg.latent_channels, lh, lw], step_draws)
-            })
-            .collect();
-        let (vae_eps, latent_noise, step_noise) = noise::stack_batch(&jobs, self.device);
-        // [b or 2b, 1, h, w], appended to the scaled model input (not itself scaled), doubled for guidance.
-        let double = |m: Tensor| {
-            if key.guided {
-                Tensor::cat(&[&m, &m], 0)
-            } else {
-                m
-            }
-        };
-        let depth = match &extra {
-            Cond::Depth(d) => Some(double(image_tensors::depth_mask(
-                d,
-                lh,
-                lw,
-                self.device,
-                self.dtype,
-            )?)),
-            _ => None,
-        };
-        // [b or 2b, 3, H, W] in [0, 1], with the ControlNet and its scale.
-        let control = match (&extra, &self.controlnet) {
-            (Cond::Control { images, scale }, Some(net)) => Some((
-                net,
-                double(image_tensors::pixels(images, self.device)?.to_kind(self.dtype)),
-                *scale,
-            )),
-            _ => None,
-        };
-
-        // [b, 3, H, W] in [-1, 1]
-        let image = self.preprocess(batch)?;
-        let posterior = self.vae.encode(&image.to_kind(self.vae_dtype()));
-        // [b, 4, h, w], kept in float32 for the scheduler arithmetic
-        let init_latents =
-            posterior.sample(&vae_eps).to_kind(Kind::Float) * self.vae_cfg.scaling_factor;
-        let mut latents = scheduler.add_noise(&init_latents, &latent_noise, latent_t)?;
-
-        let guidance: Vec<f32> = batch.iter().map(|r| r.guidance as f32).collect();
-        let guidance = Tensor::from_slice(&guidance)
-            .reshape([b, 1, 1, 1])
-            .to_device(self.device);
-        for (i, &t) in timesteps.iter().enumerate() {
-            let model_in = if key.guided {
-                Tensor::cat(&[&latents, &latents], 0)
-            } else {
-                latents.shallow_clone()
-            };
-            let model_in = scheduler
-                .scale_model_input(&model_in, t)
-                .to_kind(self.dtype);
-            let model_in = match &depth {
-                Some(d) => Tensor::cat(&[&model_in, d], 1),
-                None => model_in,
-            };
-            let t_in = timesteps_tensor(&[t]);
-            let residuals = control
-                .as_ref()
-                .map(|(net, image, scale)| net.forward(&model_in, &t_in, &context, image, *scale));
-            let out = self
-                .unet
-                .forward_t(&model_in, &t_in, &context, residuals.as_ref())
-                .to_kind(Kind::Float);
-            let noise_pred = if key.guided {
-                let parts = out.chunk(2, 0);
-                let (uncond, text) = (&parts[0], &parts[1]);
-                uncond + &guidance * (text - uncond)
-            } else {
-                out
-            };
-            latents = scheduler
-                .step(&noise_pred, t, &latents, step_noise.get(i))?
-                .prev_sample;
-        }
-
-        let decoded = self
-            .vae
-            .decode(&(latents / self.vae_cfg.scaling_factor).to_kind(self.vae_dtype()));
-        postprocess(&decoded)
-    }
-
-    /// `uint8 [H, W, 3]` images → `[b, 3, H, W]` float in [-1, 1] on the device (`x / 255 * 2 - 1`).
-    fn preprocess(&self, batch: &[Img2ImgRequest]) -> Result<Tensor, DiffusionError> {
-        let images: Vec<&image::RgbImage> = batch.iter().map(|r| r.image.as_ref()).collect();
-        Ok(image_tensors::pixels(&images, self.device)? * 2.0 - 1.0)
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod hub;
 pub mod image_tensors;
 pub mod img2img;
+pub mod inpaint;
 pub mod lora;
 pub mod model_dir;
 pub mod noise;

@@ -1,5 +1,6 @@
 //! Job noise drawn exactly as diffusers draws it with `torch.Generator("cpu").manual_seed(seed)`: the VAE
-//! posterior sample's eps, then the img2img noise, then one tensor per ancestral step, in that order.
+//! posterior sample's eps, then the img2img noise, then one tensor per ancestral step, in that order (inpainting
+//! draws one more, see [`draw_inpaint_noise`]).
 //!
 //! tch exposes only libtorch's global generator. Seeding it and drawing everything a job needs happens in
 //! one locked section, on the CPU in float32, so concurrent workers cannot interleave their draws; the
@@ -70,6 +71,35 @@ pub fn draw_job_noise(seed: u64, latent: [i64; 3], step_draws: usize) -> JobNois
         latent_noise,
         step_noise: all.collect(),
     }
+}
+
+/// An inpainting job's noise, in diffusers' `StableDiffusionInpaintPipeline` order: the image's posterior eps (drawn
+/// only when the image is encoded: a 4-channel model, or strength below 1; zeros otherwise), the latent noise, the
+/// masked image's posterior eps, then one tensor per ancestral step. Returns the job's noise and the masked eps.
+pub fn draw_inpaint_noise(
+    seed: u64,
+    latent: [i64; 3],
+    encode_image: bool,
+    step_draws: usize,
+) -> (JobNoise, Tensor) {
+    let shape = [1, latent[0], latent[1], latent[2]];
+    let count = usize::from(encode_image) + 2 + step_draws;
+    let shapes: Vec<&[i64]> = std::iter::repeat_n(&shape[..], count).collect();
+    let mut all = draw(seed, &shapes).into_iter();
+    let zeros = || Tensor::zeros(shape, (Kind::Float, Device::Cpu));
+    let vae_eps = if encode_image {
+        all.next().unwrap_or_else(zeros)
+    } else {
+        zeros()
+    };
+    let latent_noise = all.next().unwrap_or_else(zeros);
+    let masked_eps = all.next().unwrap_or_else(zeros);
+    let job = JobNoise {
+        vae_eps,
+        latent_noise,
+        step_noise: all.collect(),
+    };
+    (job, masked_eps)
 }
 
 /// Stacks the jobs' noise of one batch: `(vae_eps, latent_noise, per-step noise)`, each `[b, c, h, w]` on

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 
 use super::image_tensors::DepthMap;
 use super::schedulers::SchedulerKind;
@@ -19,6 +19,10 @@ pub enum Condition {
     Depth(Arc<DepthMap>),
     /// A ControlNet control image in [0, 1] at the request's size, with its `controlnet_conditioning_scale`.
     Control { image: Arc<RgbImage>, scale: f64 },
+    /// An inpainting mask at the request's size, white (≥ 128) = repaint, black = keep, as diffusers'
+    /// `mask_image`. A 9-channel (inpainting) UNet takes it with the masked image's latents as extra channels; a
+    /// plain 4-channel model blends the re-noised original back outside the mask after every step.
+    Inpaint(Arc<GrayImage>),
 }
 
 /// Requests of one batch agree on this: the kind of condition (and a ControlNet batch on its scale, as bits so the
@@ -28,6 +32,7 @@ pub enum ConditionKind {
     None,
     Depth,
     Control { scale_bits: u64 },
+    Inpaint,
 }
 
 impl Condition {
@@ -38,6 +43,7 @@ impl Condition {
             Condition::Control { scale, .. } => ConditionKind::Control {
                 scale_bits: scale.to_bits(),
             },
+            Condition::Inpaint(_) => ConditionKind::Inpaint,
         }
     }
 }

@@ -30,6 +30,8 @@ pub enum TinyKind {
     Sd2Depth,
     /// The Sd1 pipeline plus a matching ControlNet in `controlnet/` (loaded with the pipeline).
     ControlNet,
+    /// SD 1 inpainting: as Sd1 with a 9-channel UNet (latents + mask + masked image latents).
+    Sd1Inpaint,
 }
 
 impl FromStr for TinyKind {
@@ -41,8 +43,9 @@ impl FromStr for TinyKind {
             "sd2" => Ok(Self::Sd2),
             "sd2-depth" => Ok(Self::Sd2Depth),
             "controlnet" => Ok(Self::ControlNet),
+            "sd1-inpaint" => Ok(Self::Sd1Inpaint),
             _ => Err(format!(
-                "unknown tiny model kind {s:?}; use sd1, sd2, sd2-depth or controlnet"
+                "unknown tiny model kind {s:?}; use sd1, sd2, sd2-depth, sd1-inpaint or controlnet"
             )),
         }
     }
@@ -85,7 +88,7 @@ fn unet_config(kind: TinyKind) -> Value {
         "class_embed_type": null, "class_embeddings_concat": false, "conv_in_kernel": 3, "conv_out_kernel": 3,
         "cross_attention_dim": 32, "cross_attention_norm": null,
         "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"], "downsample_padding": 1, "dropout": 0.0,
-        "in_channels": if kind == TinyKind::Sd2Depth { 5 } else { 4 }
+        "in_channels": match kind { TinyKind::Sd2Depth => 5, TinyKind::Sd1Inpaint => 9, _ => 4 }
     });
     // Split in two: one json! of every key exceeds the macro recursion limit.
     let rest = json!({
@@ -193,10 +196,10 @@ fn model_index(kind: TinyKind) -> Value {
         v["depth_estimator"] = json!([null, null]);
         v["feature_extractor"] = json!([null, null]);
     } else {
-        v["_class_name"] = json!(if kind == TinyKind::ControlNet {
-            "StableDiffusionControlNetPipeline"
-        } else {
-            "StableDiffusionPipeline"
+        v["_class_name"] = json!(match kind {
+            TinyKind::ControlNet => "StableDiffusionControlNetPipeline",
+            TinyKind::Sd1Inpaint => "StableDiffusionInpaintPipeline",
+            _ => "StableDiffusionPipeline",
         });
         v["feature_extractor"] = json!([null, null]);
         v["image_encoder"] = json!([null, null]);

@@ -25,6 +25,23 @@ pub enum JobError {
         path.display()
     )]
     NoDepth { id: String, path: PathBuf },
+    #[error(
+        "{}: the mask is {width}x{height} but its image is {w0}x{h0}; give the mask at the image's size (white = \
+         repaint, black = keep)",
+        path.display()
+    )]
+    MaskSize {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        w0: u32,
+        h0: u32,
+    },
+    #[error(
+        "{}: meshes take no inpainting mask (the `mask` column is for image sources); leave it empty for this row",
+        path.display()
+    )]
+    MaskOnMesh { path: PathBuf },
     #[error("{}: a mesh needs a square model size for its views and textures; pass a size such as 512", path.display())]
     MeshNeedsSize { path: PathBuf },
     #[error("the depth estimator failed earlier")]

@@ -40,6 +40,10 @@ pub(crate) fn request_bytes(requests: &[Img2ImgRequest]) -> u64 {
                 Condition::Control { image, .. } => {
                     once(std::sync::Arc::as_ptr(image).cast(), rgb_bytes(image))
                 }
+                Condition::Inpaint(mask) => once(
+                    std::sync::Arc::as_ptr(mask).cast(),
+                    mask.as_raw().len() as u64,
+                ),
             };
             image + condition
         })

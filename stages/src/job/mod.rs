@@ -12,6 +12,7 @@
 pub mod condition;
 pub mod depth;
 pub mod error;
+pub mod mask;
 pub mod memory;
 pub mod prepare;
 pub mod request;

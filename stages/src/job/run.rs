@@ -52,7 +52,7 @@ pub fn run_requests(
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let source = ModelSource::Dir("models/sd-2-depth".into());
 /// let sd = StableDiffusion::load(&source, tch::Device::Cpu, tch::Kind::Float, None)?;
-/// let asset = AssetRef { id: "mug", path: "mug.glb".as_ref(), kind: SourceKind::Mesh, depth: None };
+/// let asset = AssetRef { id: "mug", path: "mug.glb".as_ref(), kind: SourceKind::Mesh, depth: None, mask: None };
 /// let settings = JobSettings {
 ///     prompt: "a mug carved from oak".into(),
 ///     negative_prompt: String::new(),

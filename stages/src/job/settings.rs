@@ -16,6 +16,9 @@ pub struct AssetRef<'a> {
     pub kind: SourceKind,
     /// A depth image for an image asset (8/16-bit PNG or float TIFF, larger = nearer), for depth stages.
     pub depth: Option<&'a Path>,
+    /// An inpainting mask for an image asset (white = repaint, at the image's size: it is resized with it), for
+    /// style stages.
+    pub mask: Option<&'a Path>,
 }
 
 /// The resolution the model runs at.

@@ -1,4 +1,7 @@
-//! The style stage: img2img of an image, or of every base-color texture of a mesh (one request each).
+//! The style stage: img2img of an image (inpainting where the image has a mask), or of every base-color texture of
+//! a mesh (one request each).
+
+use std::sync::Arc;
 
 use image::{RgbImage, RgbaImage};
 
@@ -6,6 +9,7 @@ use crate::diffusion::request::{Condition, Img2ImgRequest};
 use crate::source::{load_image, MeshAsset, SourceKind};
 
 use super::error::JobError;
+use super::mask::load_mask;
 use super::memory;
 use super::request::request;
 use super::resize::{back_to_source, image_back_to_source, to_model_input};
@@ -49,16 +53,29 @@ pub fn prepare(
         SourceKind::Image => {
             let original = load_image(asset.path)?;
             let input = to_model_input(&original, settings.size);
+            let condition = match asset.mask {
+                Some(path) => Condition::Inpaint(Arc::new(load_mask(
+                    path,
+                    original.dimensions(),
+                    settings.size,
+                )?)),
+                None => Condition::None,
+            };
             let requests = vec![request(
                 settings,
                 input,
                 settings.prompt.clone(),
                 0,
-                Condition::None,
+                condition,
             )];
             Ok((requests, StyleState::Image { original }))
         }
         SourceKind::Mesh => {
+            if asset.mask.is_some() {
+                return Err(JobError::MaskOnMesh {
+                    path: asset.path.to_path_buf(),
+                });
+            }
             let mesh = MeshAsset::load(asset.path)?;
             let slots: Vec<(usize, RgbaImage)> = mesh
                 .base_color_slots()

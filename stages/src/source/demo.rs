@@ -3,7 +3,7 @@
 //! The meshes cover what re-texturing meets in practice: two primitives with two materials (mug), a material with
 //! only `baseColorFactor` (the mug's handle), one base-color image shared by two materials with a normal map and
 //! `KHR_texture_transform` (crate), a second UV set and data URIs (ball), and a .gltf with external .bin and PNG
-//! files (can). The images are a PNG, a JPEG and a WebP.
+//! files (can). The images are a PNG, a JPEG and a WebP; two of them have inpainting masks.
 
 use std::f32::consts::{PI, TAU};
 use std::path::{Path, PathBuf};
@@ -53,6 +53,9 @@ pub fn write_demo_sources(dir: &Path) -> Result<Vec<DemoSource>, SourceError> {
     write_jpeg(&chessboard(), &dir.join("chessboard.jpg"))?;
     write_webp(&flower(), &dir.join("flower.webp"))?;
     write_png(&apple(), &dir.join("apple.png"))?;
+    // Inpainting masks for `manifests/inpaint.csv` (white = repaint): the apple's background, the sunset's sky.
+    write_png(&apple_background(), &dir.join("apple-background.png"))?;
+    write_png(&sunset_sky(), &dir.join("sunset-sky.png"))?;
     Ok(vec![
         source("mug", "mug.glb", "mug", "mesh"),
         source("crate", "crate.glb", "wooden crate", "mesh"),
@@ -505,6 +508,15 @@ fn sunset() -> RgbaImage {
     })
 }
 
+/// White above the horizon of [`sunset`], with the sun kept.
+fn sunset_sky() -> RgbaImage {
+    paint(128, 96, |u, v| {
+        let sun = smoothstep(0.16, 0.14, (u - 0.5).hypot((v - 0.62) * 0.75));
+        let sky = (1.0 - smoothstep(0.69, 0.7, v)) * (1.0 - sun);
+        [sky; 3]
+    })
+}
+
 fn chessboard() -> RgbaImage {
     paint(96, 96, |u, v| {
         let dark = ((u * 8.0).floor() as i32 + (v * 8.0).floor() as i32) % 2 == 1;
@@ -539,6 +551,17 @@ fn apple() -> RgbaImage {
         let shine = smoothstep(0.07, 0.05, (u - 0.38).hypot(v - 0.44));
         let red = mix([0.8, 0.1, 0.1], [1.0, 0.7, 0.7], shine);
         mix(mix([0.95, 0.95, 0.92], red, body), [0.35, 0.22, 0.1], stem)
+    })
+}
+
+/// White outside the body and stem of [`apple`].
+fn apple_background() -> RgbaImage {
+    paint(64, 64, |u, v| {
+        let body = smoothstep(0.33, 0.31, (u - 0.5).hypot((v - 0.56) * 1.1));
+        let stem = smoothstep(0.03, 0.02, (u - 0.52).abs())
+            * smoothstep(0.12, 0.14, v)
+            * smoothstep(0.3, 0.28, v);
+        [1.0 - body.max(stem); 3]
     })
 }
 

@@ -1,4 +1,4 @@
-//! Running diffusers' img2img / depth2img / ControlNet fixture cases on a loaded pipeline and comparing the images.
+//! Running diffusers' img2img / depth2img / ControlNet / inpainting fixture cases on a loaded pipeline and comparing the images.
 
 use serde_json::Value;
 use texaug_stages::diffusion::img2img::{DepthMap, Img2ImgRequest, StableDiffusion};
@@ -94,7 +94,12 @@ pub fn pipeline_parity(
                 ..Img2ImgRequest::new(input.clone(), "")
             })
             .collect();
+        let masks: Vec<image::GrayImage> = strings(&case["mask_png"])
+            .iter()
+            .map(|m| image::open(out_dir.join(m)).expect("mask png").to_luma8())
+            .collect();
         let images = match (&depth, &control) {
+            _ if pipeline == "inpaint" => sd.inpaint(&requests, &masks),
             (Some(d), _) => sd.depth2img(&requests, &vec![d.clone(); requests.len()]),
             (_, Some((c, scale))) => {
                 sd.controlnet_img2img(&requests, &vec![c.clone(); requests.len()], *scale)

@@ -49,6 +49,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>> {
                         "label" => row.label = v,
                         "kind" => row.kind = v,
                         "depth" => row.depth = v,
+                        "mask" => row.mask = v,
                         "prompt" => row.prompt = v,
                         "split" => row.split = v,
                         _ => {}

@@ -1,4 +1,4 @@
-//! Source manifests: CSV, JSONL or Parquet with columns `id, path, label` and optional `kind, depth, prompt, split`,
+//! Source manifests: CSV, JSONL or Parquet with columns `id, path, label` and optional `kind, depth, mask, prompt, split`,
 //! or a directory walk. Relative paths resolve against the manifest's folder; every problem is located by line.
 
 pub mod csv;

@@ -58,7 +58,7 @@ pub fn read_parquet(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>
                 0,
                 0,
                 format!("column `{name}` cannot be read as text"),
-                "store id, path, label, kind, depth, prompt and split as strings",
+                "store id, path, label, kind, depth, mask, prompt and split as strings",
             )),
         }
     }
@@ -74,6 +74,7 @@ pub fn read_parquet(path: &Path) -> Result<Vec<(usize, RawRow)>, Vec<Diagnostic>
                 label: get("label", i),
                 kind: get("kind", i),
                 depth: get("depth", i),
+                mask: get("mask", i),
                 prompt: get("prompt", i),
                 split: get("split", i),
             };

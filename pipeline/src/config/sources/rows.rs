@@ -18,6 +18,7 @@ pub struct RawRow {
     pub label: Option<String>,
     pub kind: Option<String>,
     pub depth: Option<String>,
+    pub mask: Option<String>,
     pub prompt: Option<String>,
     pub split: Option<String>,
 }
@@ -91,6 +92,7 @@ pub fn finish_rows(
             label,
             kind,
             depth: row.depth.map(|d| base.join(d)),
+            mask: row.mask.map(|m| base.join(m)),
             prompt: row.prompt,
             split: row.split,
             origin: file.to_path_buf(),

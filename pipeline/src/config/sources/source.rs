@@ -9,7 +9,9 @@ pub use texaug_stages::source::SourceKind;
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 30;
 
 /// The columns a source manifest may have.
-pub const COLUMNS: &[&str] = &["id", "path", "label", "kind", "depth", "prompt", "split"];
+pub const COLUMNS: &[&str] = &[
+    "id", "path", "label", "kind", "depth", "mask", "prompt", "split",
+];
 
 /// One source: an image or a mesh to re-texture.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +21,8 @@ pub struct Source {
     pub label: String,
     pub kind: SourceKind,
     pub depth: Option<PathBuf>,
+    /// An inpainting mask for an image source (white = repaint), for style stages.
+    pub mask: Option<PathBuf>,
     pub prompt: Option<String>,
     pub split: Option<String>,
     /// Where it was declared, for diagnostics: the manifest (or walked folder) and 1-based line (row).

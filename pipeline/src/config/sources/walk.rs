@@ -61,6 +61,7 @@ pub fn walk_dir(dir: &Path, fixed_label: Option<&str>) -> Result<Vec<Source>, Di
             label,
             kind,
             depth: None,
+            mask: None,
             prompt: None,
             split: None,
             origin: path.to_path_buf(),
