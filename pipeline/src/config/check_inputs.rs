@@ -165,11 +165,7 @@ fn check_source(s: &Source) -> Vec<Diagnostic> {
     }
     match s.kind {
         SourceKind::Image => {
-            if let Err(e) = image::ImageReader::open(&s.path)
-                .and_then(|r| r.with_guessed_format())
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()))
-            {
+            if let Err(e) = check_masks::image_dimensions(&s.path) {
                 out.push(at(
                     format!(
                         "source `{}`: {} is not a readable image: {e}",

@@ -48,6 +48,14 @@ pub fn inpainting_model(loaded: &LoadedRecipe, sources: &[Source], model: &str) 
     out
 }
 
+/// An image file's width and height from its header (format guessed from the content), or why it cannot be read.
+pub fn image_dimensions(path: &Path) -> Result<(u32, u32), String> {
+    image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()))
+}
+
 /// A source's `mask`: a readable image at the source image's size, and no mask on a mesh.
 pub fn mask(s: &Source, mask: &Path) -> Option<Diagnostic> {
     let at = |message: String, fix: &str| Diagnostic::new(&s.origin, s.line, 1, message, fix);
@@ -60,13 +68,7 @@ pub fn mask(s: &Source, mask: &Path) -> Option<Diagnostic> {
             "leave the mask empty on mesh rows",
         ));
     }
-    let dims = |p: &Path| {
-        image::ImageReader::open(p)
-            .and_then(|r| r.with_guessed_format())
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()))
-    };
-    match (dims(mask), dims(&s.path)) {
+    match (image_dimensions(mask), image_dimensions(&s.path)) {
         (Err(e), _) => Some(at(
             format!("source `{}`: mask {} is not a readable image: {e}", s.id, mask.display()),
             "fix the mask path (relative paths start at the manifest's folder); white = repaint, black = keep",
