@@ -20,7 +20,7 @@ TINY_MODEL := output/models/tiny-sd1
 TINY_DEPTH_MODEL := output/models/tiny-sd2-depth
 TINY_INPAINT_MODEL := output/models/tiny-sd1-inpaint
 
-.PHONY: help setup build dist demo test lint fmt bench bench-cpu soak fuzz fuzz-seed fixtures fullsize-check clean-output
+.PHONY: help setup build dist demo test lint fmt bench bench-cpu bench-merge container-check soak fuzz fuzz-seed fixtures fullsize-check clean-output
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -44,10 +44,16 @@ setup: $(LIBTORCH)/.complete $(TEXAUG_CLIP_VOCAB)  ## install libtorch 2.11 and 
 build: setup  ## release binary at target/release/texaug
 	cargo build --release --locked -p texaug-pipeline
 
-dist: build  ## a stripped copy of the binary at target/dist/texaug (libtorch found through its baked-in rpath)
-	mkdir -p target/dist
-	strip -o target/dist/texaug $(TEXAUG)
-	@ls -l target/dist/texaug
+dist: build $(TEXAUG_CLIP_VOCAB)  ## dist/texaug-<version>-<cpu|cuda>-linux-x86_64.tar.gz: binary, its libtorch, the vocabulary, the demo
+	bash ci/dist/build.sh
+
+container-check:  ## build ci/dist/Dockerfile's image from the bundle (make dist first) and run the demo in it
+	bash ci/dist/container-check.sh
+
+bench-merge: build  ## journal append rate and a 1,000,000-row merge of synthetic rows (MERGE_ROWS to change)
+	rm -rf bench/out/merge && $(TEXAUG) dev bench-merge bench/out/merge --rows $(MERGE_ROWS) --shards 16
+
+MERGE_ROWS ?= 1000000
 
 $(TINY_MODEL)/model_index.json: | build
 	$(TEXAUG) model init-tiny --kind sd1 --out $(TINY_MODEL)

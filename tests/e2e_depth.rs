@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{records, run, text, tree, vocab, write_png};
+use common::{records, run, sample_dir, text, tree, vocab, write_png};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use texaug_stages::source::MeshAsset;
@@ -165,7 +165,7 @@ fn every_mesh_is_retextured_from_all_views_with_high_coverage() {
         // texel; the mug's handle hides a little of its inner side, so not all.
         let coverage: f64 = row["coverage"].parse().unwrap();
         assert!((0.9..=1.0).contains(&coverage), "{id}: coverage {coverage}");
-        let sample = r.out.join("samples").join(&row["sample_id"]);
+        let sample = sample_dir(&r.out, &row["sample_id"]);
         let views = std::fs::read_to_string(sample.join("views.txt")).unwrap();
         let names: Vec<&str> = views.trim().split(',').collect();
         assert_eq!(names.len(), 10);

@@ -160,11 +160,11 @@ fn run_and_check(tmp: &Path, copy: &Path, manifest: &str, stage: &str, model: &P
             if !error.contains(file.as_str()) {
                 problems.push(format!("{file}: error does not name the file: {error}"));
             }
-            if out.join("samples").join(sample_id).exists() {
+            if sample_dir(&out, sample_id).exists() {
                 problems.push(format!("{file}: failed, yet its sample folder exists"));
             }
         } else {
-            let sample = out.join("samples").join(sample_id);
+            let sample = sample_dir(&out, sample_id);
             let written = if want["kind"] == "mesh" {
                 sample.join("asset.glb").is_file() && sample.join("texture_0.png").is_file()
             } else {

@@ -239,3 +239,67 @@ fn a_hub_id_downloads_through_the_endpoint_with_the_token() {
         std::fs::read(tiny_model().join("unet/diffusion_pytorch_model.safetensors")).unwrap()
     );
 }
+
+/// A cluster pre-fetches once: `validate` never downloads (it names `texaug model fetch`), `model fetch` fills
+/// the cache (with the token), and a run with HF_HUB_OFFLINE=1 then reads only the cache.
+#[test]
+fn validate_never_downloads_and_model_fetch_fills_the_cache_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, seen) = serve(repo_files(tiny_model()));
+    let recipe = recipe_for_hub(dir.path());
+    let cache = dir.path().join("hub-cache");
+    let cache_s = cache.to_str().unwrap();
+    let env = [
+        ("HF_ENDPOINT", endpoint.as_str()),
+        ("HF_HUB_CACHE", cache_s),
+        ("HF_HOME", cache_s),
+        ("HF_TOKEN", TOKEN),
+    ];
+
+    let o = run_with(&env, &["validate", recipe.to_str().unwrap()]);
+    let out = text(&o);
+    assert!(
+        !o.status.success() && out.contains("texaug model fetch org/tiny"),
+        "{out}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "validate made requests");
+
+    let o = run_with(&env, &["model", "fetch", "org/tiny"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let requests = seen.lock().unwrap().len();
+    assert!(requests > 0);
+    assert!(cache
+        .join("models--org--tiny/snapshots")
+        .join(COMMIT)
+        .join("unet/config.json")
+        .is_file());
+
+    // A second fetch finds it complete and asks nothing; validate and an offline run read the cache only.
+    let o = run_with(&env, &["model", "fetch", "org/tiny"]);
+    assert!(
+        o.status.success() && text(&o).contains("already complete"),
+        "{}",
+        text(&o)
+    );
+    let o = run_with(&env, &["validate", recipe.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut offline = env.to_vec();
+    offline.push(("HF_HUB_OFFLINE", "1"));
+    let o = run_with(
+        &offline,
+        &["run", recipe.to_str().unwrap(), "--progress", "none"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        requests,
+        "requests after the fetch"
+    );
+
+    let o = run_with(&offline, &["model", "fetch", "org/tiny"]);
+    assert!(
+        !o.status.success() && text(&o).contains("HF_HUB_OFFLINE"),
+        "{}",
+        text(&o)
+    );
+}

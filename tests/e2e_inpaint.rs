@@ -93,7 +93,7 @@ fn an_inpainting_recipe_gives_the_images_generate_gives() {
             job["sample_id"].as_str().unwrap(),
             job["source_id"].as_str().unwrap(),
         );
-        let sample = std::fs::read(out.join("samples").join(id).join("image.png")).unwrap();
+        let sample = std::fs::read(sample_dir(&out, id).join("image.png")).unwrap();
         let again = dir.path().join(format!("{source}-generate.png"));
         let image = dir.path().join(format!("img/{source}.png"));
         let mask = dir.path().join(format!("img/{source}-mask.png"));

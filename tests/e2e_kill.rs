@@ -212,6 +212,6 @@ fn a_run_killed_at_random_moments_resumes_to_exactly_the_plan() {
             path.display()
         );
     }
-    let sample_dirs = std::fs::read_dir(out.join("samples")).unwrap().count();
+    let sample_dirs = sample_dir_count(&out);
     assert_eq!(sample_dirs, planned.len());
 }

@@ -98,10 +98,10 @@ fn a_killed_run_resumes_to_exactly_the_plan() {
             path.display()
         );
     }
-    let sample_dirs = std::fs::read_dir(out.join("samples")).unwrap().count();
+    let sample_dirs = sample_dir_count(&out);
     assert_eq!(sample_dirs, planned.len());
     for id in &planned {
-        let files = tree(&out.join("samples").join(id));
+        let files = tree(&sample_dir(&out, id));
         assert_eq!(
             files.len(),
             1,

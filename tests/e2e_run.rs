@@ -22,7 +22,7 @@ fn a_run_makes_every_planned_sample_with_its_files() {
     assert_eq!(rows.keys().cloned().collect::<Vec<_>>(), planned);
     assert_eq!(planned.len(), 8);
     for id in &planned {
-        let sample = out.join("samples").join(id);
+        let sample = sample_dir(&out, id);
         let has_image = sample.join("image.png").is_file();
         let has_mesh = sample.join("asset.glb").is_file() && sample.join("texture_0.png").is_file();
         assert!(

@@ -408,12 +408,7 @@ fn check_consistent(out: &Path) -> BTreeSet<String> {
         journal.is_empty() || journal.ends_with('\n'),
         "a torn record"
     );
-    let folders: BTreeSet<String> = std::fs::read_dir(out.join("samples"))
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let folders = sample_folders(out);
     assert_eq!(folders, ids, "sample folders and journal disagree");
     for (path, _) in tree(out) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();

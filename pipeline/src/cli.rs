@@ -135,7 +135,8 @@ pub struct PlanArgs {
     /// Only the jobs of this shard (see `texaug run --shard`; `auto` as there).
     #[arg(long, value_name = "I/N|auto")]
     pub shard: Option<ShardArg>,
-    /// With --shard auto: the number of shards, as for `texaug run`.
+    /// The number of shards: with --shard auto as for `texaug run`; alone, every job with its shard of N and
+    /// each shard's size.
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
     /// Output format.
@@ -264,6 +265,22 @@ pub enum ModelCommand {
         after_help = "Example:\n  texaug model to-single-file --model output/models/tiny-sd1 --out tiny-sd1.safetensors --dtype fp16"
     )]
     ToSingleFile(ToSingleFileArgs),
+    /// Download Stable Diffusion pipelines from the Hugging Face Hub into the shared cache (HF_HUB_CACHE, else
+    /// $HF_HOME/hub, else ~/.cache/huggingface/hub), once, before a cluster run: the tasks then read the cache
+    /// (run them with HF_HUB_OFFLINE=1) instead of downloading the model once per task. A pipeline already
+    /// complete in the cache is not fetched again. Gated repositories need HF_TOKEN; HF_ENDPOINT names a mirror.
+    #[command(
+        after_help = "Examples:\n  texaug model fetch stable-diffusion-v1-5/stable-diffusion-v1-5\n  \
+                      HF_HOME=/shared/hf texaug model fetch stabilityai/stable-diffusion-2-depth@main"
+    )]
+    Fetch(FetchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Hub ids, `org/name` or `org/name@revision`, as a recipe's `[model] id` names them.
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -303,7 +320,8 @@ pub struct InitTinyArgs {
     pub kind: TinyKindArg,
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// The CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz); default: the TEXAUG_CLIP_VOCAB environment variable.
+    /// The CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz); default: TEXAUG_CLIP_VOCAB, else the bundle's
+    /// share/texaug/ beside the executable, else $TEXAUG_CACHE/clip/.
     #[arg(long, value_name = "GZ")]
     pub vocab: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
@@ -314,6 +332,18 @@ pub struct InitTinyArgs {
 pub enum DevCommand {
     /// Write the demo's source images and meshes, and a manifest.csv, into DIR.
     DemoData { dir: PathBuf },
+    /// Measure the journal's durable append rate and a merge of synthetic rows (figures for bench/RESULTS.md and
+    /// docs/SCALE.md); writes ROWS sample folders under DIR.
+    BenchMerge {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 16)]
+        shards: usize,
+        /// Durable journal appends to time first.
+        #[arg(long, default_value_t = 20_000)]
+        appends: usize,
+    },
 }
 
 #[cfg(test)]

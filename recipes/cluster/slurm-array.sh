@@ -23,7 +23,8 @@ set -euo pipefail
 
 RECIPE=${1:?usage: slurm-array.sh RECIPE [OUTPUT]}
 OUTPUT=${2:-/shared/out/$(basename "$RECIPE" .toml)}
-TEXAUG=${TEXAUG:-texaug}
+# TEXAUG may be a command line, e.g. "apptainer run --nv /shared/texaug.sif".
+read -r -a TEXAUG <<< "${TEXAUG:-texaug}"
 
 # JSON progress: one event per line in the task's log.
-"$TEXAUG" run "$RECIPE" --shard auto --output "$OUTPUT" --devices auto --progress json --resume
+"${TEXAUG[@]}" run "$RECIPE" --shard auto --output "$OUTPUT" --devices auto --progress json --resume

@@ -7,6 +7,7 @@
 #SBATCH --output=texaug-merge-%j.log
 set -euo pipefail
 OUTPUT=${1:?usage: slurm-merge.sh OUTPUT}
-TEXAUG=${TEXAUG:-texaug}
-"$TEXAUG" merge "$OUTPUT" --out "$OUTPUT-merged"
-"$TEXAUG" inspect "$OUTPUT-merged"
+# TEXAUG may be a command line, e.g. "apptainer run --nv /shared/texaug.sif".
+read -r -a TEXAUG <<< "${TEXAUG:-texaug}"
+"${TEXAUG[@]}" merge "$OUTPUT" --out "$OUTPUT-merged"
+"${TEXAUG[@]}" inspect "$OUTPUT-merged"

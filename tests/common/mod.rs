@@ -221,6 +221,31 @@ pub fn manifest_rows(part: &Path) -> std::collections::BTreeMap<String, Vec<Stri
     out
 }
 
+/// A sample's folder in an output: `samples/<first two characters of the id>/<id>` (`output/layout.rs`).
+pub fn sample_dir(out: &Path, id: &str) -> PathBuf {
+    out.join("samples").join(&id[..2]).join(id)
+}
+
+/// The ids of the sample folders an output holds (the folders under its `samples/<prefix>/`; a prefix folder left
+/// empty when its only sample was removed holds none).
+pub fn sample_folders(out: &Path) -> std::collections::BTreeSet<String> {
+    let list = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    list(&out.join("samples"))
+        .iter()
+        .flat_map(|prefix| list(prefix))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// How many sample folders an output holds.
+pub fn sample_dir_count(out: &Path) -> usize {
+    sample_folders(out).len()
+}
+
 /// Every file under `dir`, relative, with its bytes.
 pub fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     walkdir::WalkDir::new(dir)

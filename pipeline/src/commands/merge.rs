@@ -11,8 +11,8 @@ use crate::cli::MergeArgs;
 use crate::output::layout::{manifest_dir, part_tag, RUN_TOML};
 use crate::output::merge::merge as merge_outputs;
 use crate::output::merge_plan::MergePlan;
-use crate::plan::batching::unit_shard;
-use crate::plan::{plan_recipe, Shard};
+use crate::plan::batching::unit_shards;
+use crate::plan::plan_recipe_units;
 
 pub fn merge(args: &MergeArgs) -> Result<ExitCode> {
     let plan = match recipe_to_check(args)? {
@@ -69,11 +69,11 @@ fn recipe_to_check(args: &MergeArgs) -> Result<Option<PathBuf>> {
 /// The plan of `recipe` with each sample's shard, for the shard count the inputs' manifest parts were written with.
 fn merge_plan(recipe: &Path, inputs: &[PathBuf], allow_missing: bool) -> Result<MergePlan> {
     let shards = shard_count(inputs)?;
-    let (loaded, units) = plan_recipe(recipe, Shard::ALL)
+    let (loaded, units) = plan_recipe_units(recipe)
         .with_context(|| format!("planning {} to check the merge", recipe.display()))?;
     let mut planned = BTreeMap::new();
-    for unit in &units {
-        let shard = unit_shard(unit, shards);
+    let unit_shard = unit_shards(&units, loaded.recipe.devices.batch, shards);
+    for (unit, &shard) in units.iter().zip(&unit_shard) {
         for job in unit {
             planned.insert(job.sample_id.clone(), shard);
         }

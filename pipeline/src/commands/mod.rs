@@ -1,12 +1,14 @@
 //! One file per subcommand; each parses nothing and decides nothing of its own beyond printing, and returns the
 //! process exit code ([`exit`]).
 
+pub mod bench_merge;
 pub mod dev;
 pub mod exit;
 pub mod generate;
 pub mod inspect;
 pub mod merge;
 pub mod model;
+pub mod model_fetch;
 pub mod model_inspect;
 pub mod plan;
 pub mod run;
@@ -27,6 +29,18 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Model(ModelCommand::InitTiny(args)) => model::init_tiny(args),
         Command::Model(ModelCommand::Inspect(args)) => model_inspect::inspect(&args),
         Command::Model(ModelCommand::ToSingleFile(args)) => model::to_single_file(&args),
+        Command::Model(ModelCommand::Fetch(args)) => model_fetch::fetch(&args),
         Command::Dev(DevCommand::DemoData { dir }) => dev::demo_data(&dir),
+        Command::Dev(DevCommand::BenchMerge {
+            dir,
+            rows,
+            shards,
+            appends,
+        }) => bench_merge::bench_merge(&bench_merge::BenchMergeArgs {
+            dir,
+            rows,
+            shards,
+            appends,
+        }),
     }
 }

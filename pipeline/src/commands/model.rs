@@ -4,15 +4,16 @@
 use crate::cli::{InitTinyArgs, TinyKindArg, ToSingleFileArgs};
 use anyhow::{anyhow, Context, Result};
 use std::process::ExitCode;
+use texaug_stages::diffusion::single_file::find_clip_vocab;
 use texaug_stages::diffusion::tiny::{init_tiny as write_tiny, TinyKind};
 
 pub fn init_tiny(args: InitTinyArgs) -> Result<ExitCode> {
     let vocab = match args.vocab {
         Some(v) => v,
-        None => std::env::var_os("TEXAUG_CLIP_VOCAB").map(Into::into).ok_or_else(|| {
+        None => find_clip_vocab().map_err(|tried| {
             anyhow!(
-                "no CLIP vocabulary: pass --vocab bpe_simple_vocab_16e6.txt.gz or set TEXAUG_CLIP_VOCAB \
-                 (`make setup` downloads it)"
+                "no CLIP vocabulary (looked at {tried}): pass --vocab bpe_simple_vocab_16e6.txt.gz or set \
+                 TEXAUG_CLIP_VOCAB (`make setup` downloads it; it ships in the PyPI package open-clip-torch)"
             )
         })?,
     };

@@ -1,4 +1,4 @@
-//! `texaug plan`: the jobs a run would make, without making them.
+//! `texaug plan`: the jobs a run would make, without making them, and how they split into shards.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -6,41 +6,56 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::{PlanArgs, PlanFormat};
-use crate::plan::{plan_recipe, Job, Shard};
+use crate::plan::batching::unit_shards;
+use crate::plan::{plan_recipe_units, Job};
 
 pub fn plan(args: PlanArgs) -> Result<ExitCode> {
     let shard = match args.shard {
-        Some(s) => s.resolve_env(args.shards).map_err(anyhow::Error::msg)?,
-        None => Shard::ALL,
+        Some(s) => Some(s.resolve_env(args.shards).map_err(anyhow::Error::msg)?),
+        None => None,
     };
-    let (_, units) = plan_recipe(&args.recipe, shard)?;
-    let jobs: Vec<&Job> = units.iter().flatten().collect();
+    // The shard count: that of --shard, else --shards (which alone shows every shard's share).
+    let count = shard.map(|s| s.count).or(args.shards).unwrap_or(1).max(1);
+    let (loaded, all) = plan_recipe_units(&args.recipe)?;
+    let shard_of = unit_shards(&all, loaded.recipe.devices.batch, count);
+    let shown: Vec<(&Job, usize)> = all
+        .iter()
+        .zip(&shard_of)
+        .filter(|(_, &s)| shard.is_none_or(|sh| sh.index == s))
+        .flat_map(|(u, &s)| u.iter().map(move |j| (j, s)))
+        .collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.format {
         PlanFormat::Jsonl => {
-            for j in &jobs {
+            for (j, _) in &shown {
                 writeln!(out, "{}", serde_json::to_string(j)?)?;
             }
         }
         PlanFormat::Table => {
-            let id_w = jobs
+            let id_w = shown
                 .iter()
-                .map(|j| j.source_id.len())
+                .map(|(j, _)| j.source_id.len())
                 .max()
                 .unwrap_or(6)
                 .max(6);
-            let st_w = jobs.iter().map(|j| j.stage.len()).max().unwrap_or(5).max(5);
+            let st_w = shown
+                .iter()
+                .map(|(j, _)| j.stage.len())
+                .max()
+                .unwrap_or(5)
+                .max(5);
             writeln!(
                 out,
-                "{:<16}  {:>5}  {:<id_w$}  {:<st_w$}  {:>7}  {:>19}  {:>8}  prompt",
-                "sample_id", "batch", "source", "stage", "variant", "seed", "strength"
+                "{:<16}  {:>5}  {:>5}  {:<id_w$}  {:<st_w$}  {:>7}  {:>19}  {:>8}  prompt",
+                "sample_id", "shard", "batch", "source", "stage", "variant", "seed", "strength"
             )?;
-            for j in &jobs {
+            for (j, s) in &shown {
                 writeln!(
                     out,
-                    "{:<16}  {:>5}  {:<id_w$}  {:<st_w$}  {:>7}  {:>19}  {:>8.4}  {}",
+                    "{:<16}  {:>5}  {:>5}  {:<id_w$}  {:<st_w$}  {:>7}  {:>19}  {:>8.4}  {}",
                     j.sample_id,
+                    s,
                     j.unit,
                     j.source_id,
                     j.stage,
@@ -50,13 +65,48 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode> {
                     j.prompt
                 )?;
             }
+            let batches = all
+                .iter()
+                .zip(&shard_of)
+                .filter(|(_, &s)| shard.is_none_or(|sh| sh.index == s))
+                .count();
             writeln!(
                 out,
-                "{} jobs in {} batches (a batch runs its jobs' requests together; see `[devices] batch`)",
-                jobs.len(),
-                units.len()
+                "{} jobs in {batches} batches (a batch runs its jobs' requests together; see `[devices] batch`)",
+                shown.len()
             )?;
+            if count > 1 {
+                write!(out, "{}", shard_sizes(&all, &shard_of, count))?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each shard's jobs and batches, and how far the largest and smallest stray from the mean.
+fn shard_sizes(units: &[Vec<Job>], shard_of: &[usize], count: usize) -> String {
+    let mut jobs = vec![0usize; count];
+    let mut batches = vec![0usize; count];
+    for (u, &s) in units.iter().zip(shard_of) {
+        jobs[s] += u.len();
+        batches[s] += 1;
+    }
+    let total: usize = jobs.iter().sum();
+    let mean = total as f64 / count as f64;
+    let mut text = String::new();
+    for (i, (j, b)) in jobs.iter().zip(&batches).enumerate() {
+        text += &format!("shard {i}/{count}: {j} jobs in {b} batches\n");
+    }
+    let (lo, hi) = (
+        jobs.iter().copied().min().unwrap_or(0) as f64,
+        jobs.iter().copied().max().unwrap_or(0) as f64,
+    );
+    if mean > 0.0 {
+        text += &format!(
+            "shards: {total} jobs, mean {mean:.1} per shard, smallest {:+.1}%, largest {:+.1}%\n",
+            (lo - mean) / mean * 100.0,
+            (hi - mean) / mean * 100.0
+        );
+    }
+    text
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use texaug_stages::diffusion::config::{AutoencoderKLConfig, ClipTextConfig};
+use texaug_stages::diffusion::hub;
 use texaug_stages::diffusion::lora::looks_like_lora;
 use texaug_stages::diffusion::model_dir::ModelSource;
 use texaug_stages::diffusion::pipeline_source::{ConfigSet, Weights};
@@ -366,12 +367,16 @@ fn check_model(loaded: &LoadedRecipe, sources: &[Source]) -> Vec<Diagnostic> {
     }
     let dir = match (&model.path, &model.id) {
         (Some(p), _) => p.clone(),
-        (None, Some(id)) => match ModelSource::from_id(id).resolve() {
+        // validate reads the cache only: a check must not start a multi-gigabyte download.
+        (None, Some(id)) => match ModelSource::from_id(id).resolve_cached_in(&hub::cache_dir()) {
             Ok(d) => d.root,
             Err(e) => {
                 return vec![at(
                     e.to_string(),
-                    "download the model into the Hugging Face cache, or set path = \"<diffusers folder>\"",
+                    &format!(
+                        "fetch it into the cache with `texaug model fetch {id}` (validate never downloads; `texaug \
+                         run` does unless HF_HUB_OFFLINE=1), or set path = \"<diffusers folder>\""
+                    ),
                 )]
             }
         },

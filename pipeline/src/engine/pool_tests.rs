@@ -198,7 +198,8 @@ fn every_job_is_recorded_once_and_failures_stay_isolated() {
     assert_eq!((outcome.done, outcome.failed), (15, 3));
     let mut ids: Vec<_> = records.iter().map(|r| r.sample_id.clone()).collect();
     ids.sort();
-    let expected: Vec<_> = all.iter().map(|j| j.sample_id.clone()).collect();
+    let mut expected: Vec<_> = all.iter().map(|j| j.sample_id.clone()).collect();
+    expected.sort();
     assert_eq!(ids, expected);
     for r in &records {
         assert_eq!(r.is_ok(), !r.source_id.starts_with("bad"), "{r:?}");

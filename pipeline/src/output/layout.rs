@@ -1,4 +1,4 @@
-//! Where things lie in an output folder: `samples/<sample_id>/`,
+//! Where things lie in an output folder: `samples/<first two characters of the id>/<sample_id>/`,
 //! `manifest/part-IIII-of-NNNN.{journal.jsonl,parquet,lock}`, `manifest/part-merged.parquet` and `run.toml`. Every
 //! path of an output folder is made here.
 
@@ -18,9 +18,16 @@ pub fn is_sample_id(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The folder of one sample, relative to the output folder.
+/// The folder of one sample, relative to the output folder: under one of 256 subfolders named by the id's first
+/// two hex digits, so a folder of 10^7 samples lists 256 entries and each of those ~40,000 (docs/SCALE.md).
 pub fn sample_rel_dir(sample_id: &str) -> String {
-    format!("samples/{sample_id}")
+    let prefix = sample_id.get(..2).unwrap_or("__");
+    format!("samples/{prefix}/{sample_id}")
+}
+
+/// The folder of a sample in an output written before samples were split by prefix (`samples/<sample_id>`).
+pub fn legacy_sample_dir(output: &Path, sample_id: &str) -> PathBuf {
+    output.join("samples").join(sample_id)
 }
 
 /// A file of one sample, relative to the output folder (as the manifest records it).

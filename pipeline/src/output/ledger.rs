@@ -24,7 +24,7 @@ use crate::plan::Shard;
 const PARQUET_EVERY: usize = 64;
 
 /// Records per row group when the Parquet part is written from the journal: the memory a rewrite takes.
-const PARQUET_CHUNK: usize = 2048;
+pub const PARQUET_CHUNK: usize = 2048;
 
 /// Reads a journal: every complete line; a torn (unterminated or unparsable) last line is ignored. Returns the
 /// records and the byte length of the complete part.

@@ -8,15 +8,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 use texaug_stages::files::TEMP_PREFIX;
 
 use super::layout::{
-    is_sample_id, journal_name, manifest_dir, parquet_name, part_tag, sample_dir, MERGED_PART,
-    RUN_TOML,
+    is_sample_id, journal_name, legacy_sample_dir, manifest_dir, parquet_name, part_tag,
+    sample_dir, sample_rel_dir, MERGED_PART, RUN_TOML,
 };
-use super::ledger::read_journal;
+use super::ledger::{read_journal, PARQUET_CHUNK};
 use super::merge_plan::{check_hashes, coverage, report, Coverage, MergePlan};
-use super::parquet::{read_parquet, write_parquet};
+use super::parquet::{read_parquet, write_parquet_chunked};
 use super::reader::read_output;
 use super::record::SampleRecord;
 use super::tree::{files_under, link_or_copy};
@@ -40,20 +41,31 @@ fn is_previous_merge(out: &Path) -> bool {
         && manifest_dir(out).join(MERGED_PART).is_file()
 }
 
-/// Keeps one record per sample_id: an ok record beats a failed one; otherwise the earlier input wins.
-pub fn dedupe(inputs: Vec<(usize, Vec<SampleRecord>)>) -> BTreeMap<String, (usize, SampleRecord)> {
-    let mut out: BTreeMap<String, (usize, SampleRecord)> = BTreeMap::new();
+/// One record per sample_id, with the input it comes from.
+pub type Kept = BTreeMap<String, (usize, SampleRecord)>;
+
+/// Keeps one record per sample_id: an ok record beats a failed one; otherwise the earlier input wins. Also gives,
+/// for the ids found in more than one input, how many held them (each input holds an id at most once).
+pub fn dedupe(inputs: Vec<(usize, Vec<SampleRecord>)>) -> (Kept, BTreeMap<String, usize>) {
+    let mut out: Kept = BTreeMap::new();
+    let mut repeated: BTreeMap<String, usize> = BTreeMap::new();
     for (i, records) in inputs {
         for r in records {
             match out.get(&r.sample_id) {
-                Some((_, kept)) if kept.is_ok() || !r.is_ok() => {}
-                _ => {
+                Some((_, kept)) => {
+                    *repeated.entry(r.sample_id.clone()).or_insert(1) += 1;
+                    if kept.is_ok() || !r.is_ok() {
+                        continue;
+                    }
+                    out.insert(r.sample_id.clone(), (i, r));
+                }
+                None => {
                     out.insert(r.sample_id.clone(), (i, r));
                 }
             }
         }
     }
-    out
+    (out, repeated)
 }
 
 /// Checks every sample id of an input's manifest files (each journal, or the Parquet part of a shard without
@@ -128,22 +140,20 @@ pub fn merge(
                 input.display()
             );
         }
-        check_sample_ids(input)?;
         let records = read_output(input).with_context(|| format!("reading {}", input.display()))?;
+        if records.iter().any(|r| !is_sample_id(&r.sample_id)) {
+            // Located (file and line) before any id names a folder; read again only in this case.
+            check_sample_ids(input)?;
+            bail!("{}: a sample id is not a texaug sample id", input.display());
+        }
         parts.push((i, records));
     }
     check_hashes(&parts, inputs, plan)?;
-    let mut seen_in: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
-    for (i, records) in &parts {
-        for r in records {
-            seen_in.entry(r.sample_id.clone()).or_default().insert(*i);
-        }
-    }
-    let kept = dedupe(parts);
+    let (kept, repeated) = dedupe(parts);
     let checked = match plan {
         Some(p) => {
             let ids: BTreeSet<&str> = kept.keys().map(String::as_str).collect();
-            let counts = seen_in.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
+            let counts = repeated.iter().map(|(k, &n)| (k.as_str(), n)).collect();
             let c = coverage(p, &ids, &counts);
             let lines = report(p, &c);
             if !c.unplanned.is_empty() {
@@ -170,7 +180,9 @@ pub fn merge(
         std::fs::remove_dir_all(&stage)?;
     }
     let missing = checked.as_ref().map_or(0, |(c, _)| c.missing_count());
-    let result = build(inputs, &kept, &stage, copy, missing);
+    let samples = kept.len();
+    let ok = kept.values().filter(|(_, r)| r.is_ok()).count();
+    let result = build(inputs, kept, &stage, copy, missing);
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&stage);
         return Err(e);
@@ -192,33 +204,32 @@ pub fn merge(
         std::fs::rename(&stage, out)
             .with_context(|| format!("moving the merged folder into place at {}", out.display()))?;
     }
-    let ok = kept.values().filter(|(_, r)| r.is_ok()).count();
     Ok(MergeSummary {
-        samples: kept.len(),
+        samples,
         ok,
         coverage: checked,
     })
 }
 
-fn build(
-    inputs: &[PathBuf],
-    kept: &BTreeMap<String, (usize, SampleRecord)>,
-    stage: &Path,
-    copy: bool,
-    missing: usize,
-) -> Result<()> {
+fn build(inputs: &[PathBuf], kept: Kept, stage: &Path, copy: bool, missing: usize) -> Result<()> {
     std::fs::create_dir_all(manifest_dir(stage))?;
-    for (id, (i, r)) in kept {
-        if !r.is_ok() {
-            continue;
+    // Linking is one metadata call per file: in parallel, as a shared file system serves many at once.
+    let ok: Vec<(&String, usize)> = kept
+        .iter()
+        .filter(|(_, (_, r))| r.is_ok())
+        .map(|(id, (i, _))| (id, *i))
+        .collect();
+    ok.par_iter().try_for_each(|&(id, i)| -> Result<()> {
+        let mut from = sample_dir(&inputs[i], id);
+        if !from.is_dir() && legacy_sample_dir(&inputs[i], id).is_dir() {
+            from = legacy_sample_dir(&inputs[i], id);
         }
-        let from = sample_dir(&inputs[*i], id);
         let files = files_under(&from);
         if files.is_empty() {
             bail!(
                 "{}: sample {id} is recorded as ok but its folder {} is empty or missing; \
                  run that shard again with --resume after removing its row, or merge without that input",
-                inputs[*i].display(),
+                inputs[i].display(),
                 from.display()
             );
         }
@@ -227,7 +238,9 @@ fn build(
             link_or_copy(&from.join(&f), &to.join(&f), copy)
                 .with_context(|| format!("copying {}", from.join(&f).display()))?;
         }
-    }
+        Ok(())
+    })?;
+    drop(ok);
     // The first input's run.toml (the recipe as resolved, its files' hashes), then what went into the merge.
     let mut run_toml = inputs
         .iter()
@@ -245,8 +258,32 @@ fn build(
         kept.len()
     ));
     std::fs::write(stage.join(RUN_TOML), run_toml)?;
-    let rows: Vec<SampleRecord> = kept.values().map(|(_, r)| r.clone()).collect();
-    write_parquet(&rows, &manifest_dir(stage).join(MERGED_PART))
+    // Written a chunk at a time from the records themselves: a merge of 10^7 rows holds them once.
+    let mut rows = kept.into_values().map(|(_, r)| relocated(r));
+    write_parquet_chunked(&manifest_dir(stage).join(MERGED_PART), || {
+        let chunk: Vec<SampleRecord> = rows.by_ref().take(PARQUET_CHUNK).collect();
+        Ok((!chunk.is_empty()).then_some(chunk))
+    })
+}
+
+/// A record of an output written before samples were split by prefix, with its paths where the merge puts them.
+fn relocated(mut r: SampleRecord) -> SampleRecord {
+    let legacy = format!("samples/{}/", r.sample_id);
+    let current = format!("{}/", sample_rel_dir(&r.sample_id));
+    for path in [&mut r.image_path, &mut r.texture_path, &mut r.asset_path]
+        .into_iter()
+        .flatten()
+    {
+        *path = path
+            .split(';')
+            .map(|p| match p.strip_prefix(&legacy) {
+                Some(file) => format!("{current}{file}"),
+                None => p.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(";");
+    }
+    r
 }
 
 /// A run.toml without the merge table an earlier merge appended (the table is last).
@@ -281,7 +318,11 @@ mod tests {
             record("y", "failed"),
             record("z", "failed"),
         ];
-        let kept = dedupe(vec![(0, a), (1, b)]);
+        let (kept, repeated) = dedupe(vec![(0, a), (1, b)]);
+        assert_eq!(
+            repeated,
+            BTreeMap::from([("x".to_string(), 2), ("y".to_string(), 2)])
+        );
         let view: Vec<(&str, usize, &str)> = kept
             .iter()
             .map(|(k, (i, r))| (k.as_str(), *i, r.status.as_str()))
@@ -308,7 +349,7 @@ mod tests {
         merge(&inputs, &out, false, None).unwrap();
         let rows = read_parquet(&manifest_dir(&out).join(MERGED_PART)).unwrap();
         assert_eq!(rows.len(), 2);
-        assert!(out.join("samples/0000000000000001/image.png").is_file());
+        assert!(out.join("samples/00/0000000000000001/image.png").is_file());
         // An earlier merge is replaced (late shards); any other full folder is refused.
         merge(&inputs[..1], &out, false, None).unwrap();
         let rows = read_parquet(&manifest_dir(&out).join(MERGED_PART)).unwrap();
@@ -328,6 +369,26 @@ mod tests {
             names.iter().all(|n| !n.starts_with(TEMP_PREFIX)),
             "{names:?}"
         );
+    }
+
+    #[test]
+    fn an_output_of_the_flat_layout_merges_into_prefix_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("old");
+        let id = "ab00000000000001";
+        std::fs::create_dir_all(legacy_sample_dir(&input, id)).unwrap();
+        std::fs::write(legacy_sample_dir(&input, id).join("image.png"), b"png").unwrap();
+        let mut r = record(id, "ok");
+        r.image_path = Some(format!("samples/{id}/image.png"));
+        let mut l = Ledger::open(&input, Shard::ALL, false).unwrap();
+        l.append(r).unwrap();
+        l.finish().unwrap();
+        let out = dir.path().join("merged");
+        merge(&[input], &out, false, None).unwrap();
+        let rows = read_parquet(&manifest_dir(&out).join(MERGED_PART)).unwrap();
+        let rel = format!("samples/ab/{id}/image.png");
+        assert_eq!(rows[0].image_path.as_deref(), Some(rel.as_str()));
+        assert_eq!(std::fs::read(out.join(&rel)).unwrap(), b"png");
     }
 
     #[test]

@@ -34,18 +34,11 @@ fn metadata(df: &DataFrame) -> KeyValueMetadata {
     ])
 }
 
-/// Writes the records as Parquet, atomically (temp file in the same folder, fsync, rename).
+/// Writes the records as Parquet in one row group (the chunked writer with one chunk), for tests.
+#[cfg(test)]
 pub fn write_parquet(rows: &[SampleRecord], path: &Path) -> Result<()> {
-    let mut df = SampleRecord::to_dataframe(rows)?;
-    let metadata = metadata(&df);
-    files::write_atomic_with(path, |file| {
-        ParquetWriter::new(file)
-            .with_key_value_metadata(Some(metadata))
-            .finish(&mut df)
-            .map(|_| ())
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    })
-    .with_context(|| format!("writing the sample manifest {}", path.display()))
+    let mut once = Some(rows.to_vec());
+    write_parquet_chunked(path, || Ok(once.take().filter(|r| !r.is_empty())))
 }
 
 /// Writes the records `next_chunk` hands out (one row group each, until it gives `None`) as Parquet, atomically:

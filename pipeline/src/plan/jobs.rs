@@ -1,4 +1,5 @@
-//! The jobs (pure): recipe × sources → jobs sorted by `sample_id`, each with its seed, prompt and strength.
+//! The jobs (pure): recipe × sources → jobs in the sources' order (then stage, variant), each with its seed,
+//! prompt and strength.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -141,7 +142,8 @@ pub fn lora_set(stage_index: usize, stage: &crate::config::recipe::StageSpec) ->
     }
 }
 
-/// Every job of the recipe over the sources, sorted by sample_id.
+/// Every job of the recipe over the sources, in the sources' order, then stage and variant: the order batches
+/// fill in, so rows appended to a manifest leave the batches of the rows before them as they were.
 pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
     let mut jobs = Vec::new();
     let model_scheduler = recipe.model.scheduler.as_deref();
@@ -191,7 +193,6 @@ pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
             }
         }
     }
-    jobs.sort_by(|a, b| a.sample_id.cmp(&b.sample_id));
     jobs
 }
 
@@ -264,14 +265,21 @@ mod tests {
     }
 
     #[test]
-    fn jobs_are_sorted_unique_and_prompted_per_variant() {
+    fn jobs_follow_the_sources_are_unique_and_prompted_per_variant() {
         let sources = [
             source("a", "mug", None),
             source("b", "cup", Some("a {label} in gold")),
         ];
         let jobs = plan(&recipe(Strength::Fixed(0.5), 3), &sources);
         assert_eq!(jobs.len(), 6);
-        assert!(jobs.windows(2).all(|w| w[0].sample_id < w[1].sample_id));
+        let order: Vec<(&str, u32)> = jobs
+            .iter()
+            .map(|j| (j.source_id.as_str(), j.variant))
+            .collect();
+        assert_eq!(
+            order,
+            [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
+        );
         let ids: HashSet<_> = jobs.iter().map(|j| &j.sample_id).collect();
         assert_eq!(ids.len(), 6);
         for j in &jobs {

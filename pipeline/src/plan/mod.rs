@@ -8,5 +8,5 @@ pub mod load;
 pub mod shard;
 
 pub use jobs::Job;
-pub use load::plan_recipe;
+pub use load::{plan_recipe, plan_recipe_units};
 pub use shard::Shard;

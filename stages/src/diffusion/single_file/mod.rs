@@ -56,29 +56,41 @@ pub fn is_single_file(path: &Path) -> bool {
             .is_some_and(|e| matches!(e, "safetensors" | "ckpt" | "pt" | "pth" | "bin"))
 }
 
-/// CLIP's BPE vocabulary for the built-in tokenizer: `TEXAUG_CLIP_VOCAB`, else texaug's cache.
-pub fn clip_vocab(path: &Path, kind: CheckpointKind) -> Result<PathBuf, CheckpointError> {
-    let mut tried = Vec::new();
+/// CLIP's BPE vocabulary for the built-in tokenizer: `TEXAUG_CLIP_VOCAB`, else the bundle's copy beside the
+/// executable (`../share/texaug/`), else texaug's cache. The error lists where it looked.
+pub fn find_clip_vocab() -> Result<PathBuf, String> {
+    const NAME: &str = "bpe_simple_vocab_16e6.txt.gz";
+    let mut candidates = Vec::new();
     if let Some(p) = std::env::var_os("TEXAUG_CLIP_VOCAB") {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Ok(p);
-        }
-        tried.push(format!("TEXAUG_CLIP_VOCAB={}", p.display()));
+        candidates.push((PathBuf::from(p), "TEXAUG_CLIP_VOCAB="));
+    }
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        candidates.push((bin.join("../share/texaug").join(NAME), ""));
     }
     let cache = std::env::var_os("TEXAUG_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/texaug")));
     if let Some(c) = cache {
-        let p = c.join("clip/bpe_simple_vocab_16e6.txt.gz");
+        candidates.push((c.join("clip").join(NAME), ""));
+    }
+    let mut tried = Vec::new();
+    for (p, label) in candidates {
         if p.is_file() {
             return Ok(p);
         }
-        tried.push(p.display().to_string());
+        tried.push(format!("{label}{}", p.display()));
     }
-    Err(CheckpointError::NoVocab {
+    Err(tried.join(", "))
+}
+
+/// [`find_clip_vocab`] for a checkpoint that needs it.
+pub fn clip_vocab(path: &Path, kind: CheckpointKind) -> Result<PathBuf, CheckpointError> {
+    find_clip_vocab().map_err(|tried| CheckpointError::NoVocab {
         path: path.into(),
         kind,
-        tried: tried.join(", "),
+        tried,
     })
 }
