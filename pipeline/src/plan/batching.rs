@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 use texaug_stages::diffusion::request::t_start;
 
-use super::jobs::Job;
+use super::jobs::{Job, JobRef};
 use super::shard::Shard;
 
 /// Batches per segment on average: longer segments waste less of a batch at their end (about half a batch per
@@ -49,13 +49,58 @@ impl UnitKey {
     }
 }
 
-fn unit_key(job: &Job) -> UnitKey {
+/// What batching reads of a job: a full [`Job`], or the compact [`JobRef`] a shard plans every job with.
+pub trait Batchable {
+    fn sample_id(&self) -> &str;
+    /// Stage index, steps, strength, guidance and size: what the batch key is made of.
+    fn key_fields(&self) -> (usize, u32, f64, f64, u32);
+    fn set_unit(&mut self, unit: usize);
+}
+
+impl Batchable for Job {
+    fn sample_id(&self) -> &str {
+        &self.sample_id
+    }
+    fn key_fields(&self) -> (usize, u32, f64, f64, u32) {
+        (
+            self.stage_index,
+            self.steps,
+            self.strength,
+            self.guidance,
+            self.size,
+        )
+    }
+    fn set_unit(&mut self, unit: usize) {
+        self.unit = unit;
+    }
+}
+
+impl Batchable for JobRef {
+    fn sample_id(&self) -> &str {
+        JobRef::sample_id(self)
+    }
+    fn key_fields(&self) -> (usize, u32, f64, f64, u32) {
+        (
+            self.stage_index as usize,
+            self.steps,
+            self.strength,
+            self.guidance,
+            self.size,
+        )
+    }
+    fn set_unit(&mut self, unit: usize) {
+        self.unit = unit;
+    }
+}
+
+fn unit_key(job: &impl Batchable) -> UnitKey {
+    let (stage_index, steps, strength, guidance, size) = job.key_fields();
     UnitKey {
-        stage_index: job.stage_index,
-        steps: job.steps,
-        t_start: t_start(job.steps as usize, job.strength),
-        guided: job.guidance > 1.0,
-        size: job.size,
+        stage_index,
+        steps,
+        t_start: t_start(steps as usize, strength),
+        guided: guidance > 1.0,
+        size,
     }
 }
 
@@ -64,27 +109,27 @@ fn hash64(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
-fn is_anchor(job: &Job, batch: usize) -> bool {
-    hash64(job.sample_id.as_bytes()).is_multiple_of(SEGMENT_BATCHES * batch.max(1) as u64)
+fn is_anchor(job: &impl Batchable, batch: usize) -> bool {
+    hash64(job.sample_id().as_bytes()).is_multiple_of(SEGMENT_BATCHES * batch.max(1) as u64)
 }
 
 /// Jobs of the plan (in plan order) with equal keys, `batch` at most per unit, an anchor starting a new one; each
 /// unit stands where its first job stands in the plan, and every job's `unit` is set to its unit's index.
-pub fn units(jobs: Vec<Job>, batch: usize) -> Vec<Vec<Job>> {
+pub fn units<J: Batchable>(jobs: Vec<J>, batch: usize) -> Vec<Vec<J>> {
     let batch = batch.max(1);
-    let mut units: Vec<Vec<Job>> = Vec::new();
+    let mut units: Vec<Vec<J>> = Vec::new();
     // Key → the unit still taking jobs for it (full units stay where they are, so first-seen order holds).
     let mut open: HashMap<UnitKey, usize> = HashMap::new();
     for mut job in jobs {
         let key = unit_key(&job);
         match open.get(&key) {
             Some(&i) if units[i].len() < batch && !is_anchor(&job, batch) => {
-                job.unit = i;
+                job.set_unit(i);
                 units[i].push(job);
             }
             _ => {
                 open.insert(key, units.len());
-                job.unit = units.len();
+                job.set_unit(units.len());
                 units.push(vec![job]);
             }
         }
@@ -93,7 +138,7 @@ pub fn units(jobs: Vec<Job>, batch: usize) -> Vec<Vec<Job>> {
 }
 
 /// The shard (of `count`) of every unit of the full plan `units` (as [`units`] made them with `batch`).
-pub fn unit_shards(units: &[Vec<Job>], batch: usize, count: usize) -> Vec<usize> {
+pub fn unit_shards<J: Batchable>(units: &[Vec<J>], batch: usize, count: usize) -> Vec<usize> {
     let count = count.max(1);
     // (segment hash, place in the segment, unit index), in unit order.
     let mut order: Vec<(u64, usize, usize)> = Vec::with_capacity(units.len());
@@ -108,7 +153,7 @@ pub fn unit_shards(units: &[Vec<Job>], batch: usize, count: usize) -> Vec<usize>
             }
             _ => {
                 let hash = if is_anchor(first, batch) {
-                    hash64(first.sample_id.as_bytes())
+                    hash64(first.sample_id().as_bytes())
                 } else {
                     hash64(key.label().as_bytes())
                 };
@@ -133,7 +178,7 @@ pub fn unit_shards(units: &[Vec<Job>], batch: usize, count: usize) -> Vec<usize>
 }
 
 /// The units of one shard.
-pub fn shard_units(units: Vec<Vec<Job>>, batch: usize, shard: Shard) -> Vec<Vec<Job>> {
+pub fn shard_units<J: Batchable>(units: Vec<Vec<J>>, batch: usize, shard: Shard) -> Vec<Vec<J>> {
     let shards = unit_shards(&units, batch, shard.count);
     units
         .into_iter()
@@ -158,6 +203,11 @@ mod tests {
     }
 
     fn jobs_of(ids: &[String], strength: &str, steps: u32) -> Vec<Job> {
+        let (recipe, sources) = plan_inputs(ids, strength, steps);
+        plan(&recipe, &sources)
+    }
+
+    fn plan_inputs(ids: &[String], strength: &str, steps: u32) -> (Recipe, Vec<Source>) {
         let sources: Vec<Source> = ids
             .iter()
             .enumerate()
@@ -180,7 +230,42 @@ mod tests {
              [[stage]]\nname = \"second\"\nkind = \"style\"\nprompts = [\"a red {{label}}\"]\nstrength = 0.5\n"
         ))
         .unwrap();
-        plan(&recipe, &sources)
+        (recipe, sources)
+    }
+
+    #[test]
+    fn a_shard_planned_compact_is_that_shard_of_the_full_plan() {
+        let (recipe, sources) = plan_inputs(&names(0..300, "obj"), "[0.3, 0.9]", 20);
+        let full = units(plan(&recipe, &sources), 4);
+        let compact = units(crate::plan::jobs::plan_refs(&recipe, &sources), 4);
+        assert_eq!(unit_shards(&full, 4, 5), unit_shards(&compact, 4, 5));
+        let view = |j: &Job| {
+            (
+                j.sample_id.clone(),
+                j.unit,
+                j.seed,
+                j.strength.to_bits(),
+                j.prompt.clone(),
+                j.stage.clone(),
+                j.scheduler.clone(),
+            )
+        };
+        for index in 0..5 {
+            let shard = Shard { index, count: 5 };
+            let expected: Vec<_> = shard_units(full.clone(), 4, shard)
+                .iter()
+                .flatten()
+                .map(view)
+                .collect();
+            let mut builder = crate::plan::jobs::JobBuilder::new(&recipe, &sources);
+            let got: Vec<_> = shard_units(compact.clone(), 4, shard)
+                .iter()
+                .flatten()
+                .map(|r| view(&builder.build(r)))
+                .collect();
+            assert!(!got.is_empty());
+            assert_eq!(got, expected, "shard {index}/5");
+        }
     }
 
     #[test]

@@ -142,58 +142,134 @@ pub fn lora_set(stage_index: usize, stage: &crate::config::recipe::StageSpec) ->
     }
 }
 
-/// Every job of the recipe over the sources, in the sources' order, then stage and variant: the order batches
-/// fill in, so rows appended to a manifest leave the batches of the rows before them as they were.
-pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    let model_scheduler = recipe.model.scheduler.as_deref();
-    let class_tokens = class_tokens(recipe);
-    for source in sources {
-        let source = Arc::new(source.clone());
+/// A job as batching and sharding see it (about 70 bytes, against ~1 KB for a [`Job`] with its strings): which
+/// source, stage and variant it is, its id, seed and strength, and what else its batch key is made of. A shard
+/// plans every job in this form and builds full jobs for its own batches only ([`JobBuilder`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRef {
+    pub source: u32,
+    pub stage_index: u32,
+    pub variant: u32,
+    id: [u8; 16],
+    pub seed: u64,
+    pub strength: f64,
+    pub steps: u32,
+    pub guidance: f64,
+    pub size: u32,
+    /// The index of its fixed batch in the full plan.
+    pub unit: usize,
+}
+
+impl JobRef {
+    pub fn sample_id(&self) -> &str {
+        std::str::from_utf8(&self.id).expect("sample ids are ASCII hex")
+    }
+}
+
+/// Every job of the recipe over the sources, compact, in the sources' order, then stage and variant: the order
+/// batches fill in, so rows appended to a manifest leave the batches of the rows before them as they were.
+pub fn plan_refs(recipe: &Recipe, sources: &[Source]) -> Vec<JobRef> {
+    let per_source: usize = recipe.stages.iter().map(|s| s.variants as usize).sum();
+    let mut refs = Vec::with_capacity(sources.len() * per_source);
+    for (source_index, source) in sources.iter().enumerate() {
         for (stage_index, stage) in recipe.stages.iter().enumerate() {
             let stage_name = stage.stage_name();
-            let scheduler = stage
-                .scheduler
-                .as_deref()
-                .or(model_scheduler)
-                .and_then(canonical_scheduler)
-                .map(str::to_string);
             for variant in 0..stage.variants {
                 let id = sample_id(&source.id, &stage_name, variant);
                 let seed = job_seed(recipe.seed, &id);
-                let prompt = match &source.prompt {
-                    Some(p) => fill_prompt(p, &source, &class_tokens),
-                    None if stage.prompts.is_empty() => String::new(),
-                    None => {
-                        let t = &stage.prompts[variant as usize % stage.prompts.len()];
-                        fill_prompt(t, &source, &class_tokens)
-                    }
-                };
-                jobs.push(Job {
-                    sample_id: id,
-                    source: source.clone(),
-                    source_id: source.id.clone(),
-                    stage_index,
-                    stage: stage_name.clone(),
-                    stage_kind: stage.kind,
+                let mut id_bytes = [0u8; 16];
+                id_bytes.copy_from_slice(id.as_bytes());
+                refs.push(JobRef {
+                    source: u32::try_from(source_index).unwrap_or(u32::MAX),
+                    stage_index: u32::try_from(stage_index).unwrap_or(u32::MAX),
                     variant,
+                    id: id_bytes,
                     seed,
-                    prompt,
-                    negative_prompt: fill_prompt(&stage.negative_prompt, &source, &class_tokens),
                     strength: sample_strength(stage.strength, seed),
-                    guidance: stage.guidance,
                     steps: stage.steps,
-                    scheduler: scheduler.clone(),
+                    guidance: stage.guidance,
                     size: stage.size,
-                    views: planned_views(stage, &source),
-                    lora_set: lora_set(stage_index, stage),
                     unit: 0,
-                    rerun_only: false,
                 });
             }
         }
     }
-    jobs
+    refs
+}
+
+/// Builds full [`Job`]s from [`JobRef`]s of one plan: the prompt filled, the scheduler named, the source shared
+/// by all of its jobs.
+pub struct JobBuilder<'a> {
+    recipe: &'a Recipe,
+    sources: &'a [Source],
+    shared: HashMap<u32, Arc<Source>>,
+    class_tokens: HashMap<String, String>,
+}
+
+impl<'a> JobBuilder<'a> {
+    pub fn new(recipe: &'a Recipe, sources: &'a [Source]) -> Self {
+        JobBuilder {
+            recipe,
+            sources,
+            shared: HashMap::new(),
+            class_tokens: class_tokens(recipe),
+        }
+    }
+
+    pub fn build(&mut self, r: &JobRef) -> Job {
+        let stage_index = r.stage_index as usize;
+        let stage = &self.recipe.stages[stage_index];
+        let sources = self.sources;
+        let source = self
+            .shared
+            .entry(r.source)
+            .or_insert_with(|| Arc::new(sources[r.source as usize].clone()))
+            .clone();
+        let scheduler = stage
+            .scheduler
+            .as_deref()
+            .or(self.recipe.model.scheduler.as_deref())
+            .and_then(canonical_scheduler)
+            .map(str::to_string);
+        let prompt = match &source.prompt {
+            Some(p) => fill_prompt(p, &source, &self.class_tokens),
+            None if stage.prompts.is_empty() => String::new(),
+            None => {
+                let t = &stage.prompts[r.variant as usize % stage.prompts.len()];
+                fill_prompt(t, &source, &self.class_tokens)
+            }
+        };
+        Job {
+            sample_id: r.sample_id().to_string(),
+            source_id: source.id.clone(),
+            stage_index,
+            stage: stage.stage_name(),
+            stage_kind: stage.kind,
+            variant: r.variant,
+            seed: r.seed,
+            prompt,
+            negative_prompt: fill_prompt(&stage.negative_prompt, &source, &self.class_tokens),
+            strength: r.strength,
+            guidance: stage.guidance,
+            steps: stage.steps,
+            scheduler,
+            size: stage.size,
+            views: planned_views(stage, &source),
+            lora_set: lora_set(stage_index, stage),
+            unit: r.unit,
+            rerun_only: false,
+            source,
+        }
+    }
+}
+
+/// Every job of the recipe over the sources, in full, in the order of [`plan_refs`].
+pub fn plan(recipe: &Recipe, sources: &[Source]) -> Vec<Job> {
+    let mut builder = JobBuilder::new(recipe, sources);
+    plan_refs(recipe, sources)
+        .iter()
+        .map(|r| builder.build(r))
+        .collect()
 }
 
 #[cfg(test)]
