@@ -13,15 +13,6 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn output_text(o: &std::process::Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn the_unpacked_bundle_runs_the_demo_with_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,7 +26,7 @@ fn the_unpacked_bundle_runs_the_demo_with_nothing_else() {
         .env("TEXAUG_CLIP_VOCAB", &vocab)
         .output()
         .expect("bash runs ci/dist/build.sh");
-    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(o.status.success(), "{}", text(&o));
     let tarball = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
     let name = tarball.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
@@ -52,7 +43,7 @@ fn the_unpacked_bundle_runs_the_demo_with_nothing_else() {
         .arg(&node)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(o.status.success(), "{}", text(&o));
     let top = node.join(name.trim_end_matches(".tar.gz"));
     let bin = top.join("bin/texaug");
 
@@ -83,7 +74,7 @@ fn the_unpacked_bundle_runs_the_demo_with_nothing_else() {
         .env("HOME", node.join("home"))
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(o.status.success(), "{}", text(&o));
     for recipe in ["demo", "demo-depth", "inpaint"] {
         let part = node.join(format!(
             "demo/output/{recipe}/manifest/part-0000-of-0001.parquet"

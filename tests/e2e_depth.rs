@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{records, run, sample_dir, text, tree, vocab, write_png};
+use common::{recipe_head, records, run, sample_dir, text, tree, vocab, write_png};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use texaug_stages::source::MeshAsset;
@@ -71,22 +71,9 @@ fn write_sources(dir: &Path) -> PathBuf {
 }
 
 fn write_recipe(dir: &Path, manifest: &Path, model: &Path, extra: &str) -> PathBuf {
-    let text = format!(
-        r#"name = "e2e-depth"
-seed = 5
-output = "out"
-
-[sources]
-manifest = "{manifest}"
-
-[model]
-path = "{model}"
-scheduler = "ddim"
-
-[devices]
-use = "cpu"
-
-[[stage]]
+    let text = recipe_head("e2e-depth", 5, "out", manifest, model, None)
+        + &format!(
+            r#"[[stage]]
 kind = "depth"
 prompts = ["a {{label}} made of wood"]
 strength = 0.8
@@ -94,10 +81,8 @@ steps = 2
 guidance = 3.0
 size = 64
 {extra}
-"#,
-        manifest = manifest.display(),
-        model = model.display(),
-    );
+"#
+        );
     let path = dir.join("recipe.toml");
     std::fs::write(&path, text).unwrap();
     path

@@ -44,33 +44,25 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn recipe(dir: &Path, manifest: &Path, stage: &str, model: &Path) -> PathBuf {
-    let text = format!(
-        r#"name = "hostile-{stage}"
-seed = 3
-output = "out-{stage}"
-
-[sources]
-manifest = "{manifest}"
-
-[model]
-path = "{model}"
-scheduler = "ddim"
-
-[devices]
-use = "cpu"
-batch = 4
-
-[[stage]]
+    let head = recipe_head(
+        &format!("hostile-{stage}"),
+        3,
+        &format!("out-{stage}"),
+        manifest,
+        model,
+        Some(4),
+    );
+    let text = head
+        + &format!(
+            r#"[[stage]]
 kind = "{stage}"
 prompts = ["a {{label}}"]
 strength = 0.6
 steps = 2
 guidance = 2.0
 size = 64
-"#,
-        manifest = manifest.display(),
-        model = model.display(),
-    );
+"#
+        );
     let path = dir.join(format!("recipe-{stage}.toml"));
     std::fs::write(&path, text).unwrap();
     path

@@ -36,25 +36,7 @@ fn masked_sources(dir: &Path, extra: &[&str]) -> PathBuf {
 }
 
 fn inpaint_recipe(dir: &Path, manifest: &Path, model: &Path, stages: &str) -> PathBuf {
-    let text = format!(
-        r#"name = "inpaint"
-seed = 5
-output = "out"
-
-[sources]
-manifest = "{manifest}"
-
-[model]
-path = "{model}"
-scheduler = "ddim"
-
-[devices]
-use = "cpu"
-
-{stages}"#,
-        manifest = manifest.display(),
-        model = model.display(),
-    );
+    let text = recipe_head("inpaint", 5, "out", manifest, model, None) + stages;
     let path = dir.join("recipe.toml");
     std::fs::write(&path, text).unwrap();
     path

@@ -207,22 +207,9 @@ fn two_controlnets_record_two_model_hashes() {
     )
     .unwrap();
     let recipe = |name: &str, controlnet: &Path| {
-        let text = format!(
-            r#"name = "{name}"
-seed = 5
-output = "{name}"
-
-[sources]
-manifest = "{manifest}"
-
-[model]
-path = "{model}"
-scheduler = "ddim"
-
-[devices]
-use = "cpu"
-
-[[stage]]
+        let text = recipe_head(name, 5, name, &manifest, &a, None)
+            + &format!(
+                r#"[[stage]]
 kind = "depth"
 prompts = ["a {{label}} made of wood"]
 strength = 0.8
@@ -231,10 +218,8 @@ guidance = 3.0
 size = 64
 controlnet = "{controlnet}"
 "#,
-            manifest = manifest.display(),
-            model = a.display(),
-            controlnet = controlnet.display(),
-        );
+                controlnet = controlnet.display(),
+            );
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
         path

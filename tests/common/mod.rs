@@ -155,12 +155,21 @@ pub fn write_sources(dir: &Path, n: usize, mesh: bool) -> PathBuf {
     manifest
 }
 
-/// A recipe on the tiny model: 64×64, two steps, `variants` per source.
-pub fn write_recipe(dir: &Path, manifest: &Path, variants: u32, batch: usize) -> PathBuf {
-    let text = format!(
-        r#"name = "e2e"
-seed = 11
-output = "out"
+/// The head every test recipe starts with: its name, seed and output folder, the manifest, the model with DDIM, the
+/// CPU and (when given) a batch size. The `[[stage]]` tables follow it.
+pub fn recipe_head(
+    name: &str,
+    seed: u64,
+    output: &str,
+    manifest: &Path,
+    model: &Path,
+    batch: Option<usize>,
+) -> String {
+    let batch = batch.map(|b| format!("batch = {b}\n")).unwrap_or_default();
+    format!(
+        r#"name = "{name}"
+seed = {seed}
+output = "{output}"
 
 [sources]
 manifest = "{manifest}"
@@ -171,9 +180,18 @@ scheduler = "ddim"
 
 [devices]
 use = "cpu"
-batch = {batch}
+{batch}
+"#,
+        manifest = manifest.display(),
+        model = model.display(),
+    )
+}
 
-[[stage]]
+/// A recipe on the tiny model: 64×64, two steps, `variants` per source.
+pub fn write_recipe(dir: &Path, manifest: &Path, variants: u32, batch: usize) -> PathBuf {
+    let text = recipe_head("e2e", 11, "out", manifest, tiny_model(), Some(batch))
+        + &format!(
+            r#"[[stage]]
 kind = "style"
 prompts = ["a {{label}} made of wood", "a shiny {{label}}"]
 strength = [0.5, 0.9]
@@ -181,10 +199,8 @@ steps = 2
 guidance = 3.0
 variants = {variants}
 size = 64
-"#,
-        manifest = manifest.display(),
-        model = tiny_model().display(),
-    );
+"#
+        );
     let path = dir.join("recipe.toml");
     std::fs::write(&path, text).unwrap();
     path

@@ -18,11 +18,14 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode> {
     let count = shard.map(|s| s.count).or(args.shards).unwrap_or(1).max(1);
     let (loaded, all) = plan_recipe_units(&args.recipe)?;
     let shard_of = unit_shards(&all, loaded.recipe.devices.batch, count);
-    let shown: Vec<(&Job, usize)> = all
+    let shown_units: Vec<(&Vec<Job>, usize)> = all
         .iter()
-        .zip(&shard_of)
-        .filter(|(_, &s)| shard.is_none_or(|sh| sh.index == s))
-        .flat_map(|(u, &s)| u.iter().map(move |j| (j, s)))
+        .zip(shard_of.iter().copied())
+        .filter(|&(_, s)| shard.is_none_or(|sh| sh.index == s))
+        .collect();
+    let shown: Vec<(&Job, usize)> = shown_units
+        .iter()
+        .flat_map(|&(u, s)| u.iter().map(move |j| (j, s)))
         .collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -72,15 +75,11 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode> {
                     j.prompt
                 )?;
             }
-            let batches = all
-                .iter()
-                .zip(&shard_of)
-                .filter(|(_, &s)| shard.is_none_or(|sh| sh.index == s))
-                .count();
             writeln!(
                 out,
-                "{} jobs in {batches} batches (a batch runs its jobs' requests together; see `[devices] batch`)",
-                shown.len()
+                "{} jobs in {} batches (a batch runs its jobs' requests together; see `[devices] batch`)",
+                shown.len(),
+                shown_units.len()
             )?;
             if count > 1 {
                 write!(out, "{}", shard_sizes(&all, &shard_of, count))?;
