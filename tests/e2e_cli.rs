@@ -119,31 +119,11 @@ fn merged_shards_equal_the_unsharded_run() {
     let d = dir.path();
     let manifest = write_sources(d, 3, true);
     let recipe = write_recipe(d, &manifest, 2, 2);
-    let r = recipe.to_str().unwrap();
     let whole = d.join("whole");
-    let o = run(&[
-        "run",
-        r,
-        "--progress",
-        "none",
-        "--output",
-        whole.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    run_recipe(&recipe, &whole, &[]);
     let shards: Vec<_> = (0..2).map(|i| d.join(format!("shard{i}"))).collect();
     for (i, s) in shards.iter().enumerate() {
-        let shard = format!("{i}/2");
-        let o = run(&[
-            "run",
-            r,
-            "--shard",
-            &shard,
-            "--progress",
-            "none",
-            "--output",
-            s.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", text(&o));
+        run_recipe(&recipe, s, &["--shard", &format!("{i}/2")]);
     }
     let merged = d.join("merged");
     let o = run(&[

@@ -47,20 +47,11 @@ fn run_shards(recipe: &Path, shards: &[PathBuf], resume: bool) -> usize {
     let mut total = 0;
     for (i, dir) in shards.iter().enumerate() {
         let shard = format!("{i}/{SHARDS}");
-        let mut args = vec![
-            "run",
-            recipe.to_str().unwrap(),
-            "--shard",
-            &shard,
-            "--progress",
-            "none",
-            "--output",
-            dir.to_str().unwrap(),
-        ];
+        let mut extra = vec!["--shard", shard.as_str()];
         if resume {
-            args.push("--resume");
+            extra.push("--resume");
         }
-        total += made(&run_ok(&args));
+        total += made(&run_recipe(recipe, dir, &extra));
     }
     total
 }
@@ -130,14 +121,7 @@ fn appended_sources_move_only_the_new_work() {
 
     // What the shards hold is what a fresh run of the grown manifest makes, for at least 90% of the old samples.
     let fresh = d.join("fresh");
-    run_ok(&[
-        "run",
-        recipe.to_str().unwrap(),
-        "--progress",
-        "none",
-        "--output",
-        fresh.to_str().unwrap(),
-    ]);
+    run_recipe(&recipe, &fresh, &[]);
     let fresh = samples(std::slice::from_ref(&fresh));
     assert_eq!(fresh.len(), 84);
     let same = before

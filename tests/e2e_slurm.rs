@@ -143,15 +143,7 @@ fn a_slurm_array_and_its_merge_job_equal_one_unsharded_run() {
     let r = recipe.to_str().unwrap();
     let script = array_script();
     let whole = d.join("whole");
-    let o = run(&[
-        "run",
-        r,
-        "--progress",
-        "none",
-        "--output",
-        whole.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    run_recipe(&recipe, &whole, &[]);
 
     let out = d.join("shared/out");
     let out_s = out.to_str().unwrap();

@@ -18,6 +18,23 @@ pub fn run(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot start texaug {args:?}: {e}"))
 }
 
+/// `texaug run RECIPE --progress none --output OUT` with `extra` arguments; panics with both streams unless it
+/// succeeds, and returns them.
+pub fn run_recipe(recipe: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "run",
+        recipe.to_str().unwrap(),
+        "--progress",
+        "none",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "texaug {args:?}\n{}", text(&o));
+    text(&o)
+}
+
 pub fn text(out: &Output) -> String {
     format!(
         "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
