@@ -104,6 +104,12 @@ fn plan_shards_partition_the_jobs_into_whole_batches() {
     let mut sorted: Vec<String> = all.into_iter().map(|(id, _)| id).collect();
     sorted.sort();
     assert_eq!(union, sorted, "the shards partition the plan");
+    let o = run(&["plan", recipe.to_str().unwrap(), "--shards", "0"]);
+    assert!(
+        !o.status.success() && text(&o).contains("--shards N with N ≥ 1"),
+        "{}",
+        text(&o)
+    );
     let o = run(&["plan", recipe.to_str().unwrap(), "--shard", "4/4"]);
     assert_eq!(
         o.status.code(),

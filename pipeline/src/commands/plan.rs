@@ -10,6 +10,9 @@ use crate::plan::batching::unit_shards;
 use crate::plan::{plan_recipe_units, Job};
 
 pub fn plan(args: PlanArgs) -> Result<ExitCode> {
+    if args.shards == Some(0) {
+        anyhow::bail!("--shards 0: a run has at least one shard; pass --shards N with N ≥ 1");
+    }
     let shard = match args.shard {
         Some(s) => Some(s.resolve_env(args.shards).map_err(anyhow::Error::msg)?),
         None => None,
