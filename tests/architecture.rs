@@ -32,6 +32,7 @@ const RULES: &str = "
     stages    source     never-uses      diffusion texture depth job
     stages    texture    never-uses      diffusion job
     stages    depth      never-uses      texture job
+    stages    render     never-uses      diffusion texture job
     stages    *          never-mentions  texaug_pipeline texaug-pipeline
     pipeline  commands   only-used-by    commands crate cli
 ";

@@ -4,6 +4,7 @@
 //! - [`diffusion`]: Stable Diffusion (img2img, depth-conditioned) in tch, numerically equal to diffusers.
 //! - [`depth`]: the mesh rasterizer (depth, uv, normal·view, mask) and image depth.
 //! - [`texture`]: back-projection of generated views into the UV texture.
+//! - [`render`]: labeled training views of a mesh (seeded cameras, Lambert shading, mask, depth, box).
 //! - [`job`]: the work of one job on one asset (style or depth), built from the above; [`job::retexture`]
 //!   re-textures an asset with a loaded model in one call.
 //! - [`files`]: atomic writes and file digests; [`file_read`]: the capped, regular-file-only read of every input.
@@ -16,5 +17,7 @@ pub mod diffusion;
 pub mod file_read;
 pub mod files;
 pub mod job;
+pub mod random;
+pub mod render;
 pub mod source;
 pub mod texture;

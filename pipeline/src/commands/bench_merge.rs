@@ -63,6 +63,7 @@ fn synthetic(i: usize) -> SampleRecord {
         texaug_version: env!("CARGO_PKG_VERSION").into(),
         views: None,
         coverage: None,
+        ..SampleRecord::default()
     }
 }
 

@@ -74,8 +74,9 @@ fn merge_plan(recipe: &Path, inputs: &[PathBuf], allow_missing: bool) -> Result<
     let mut planned = BTreeMap::new();
     let unit_shard = unit_shards(&units, loaded.recipe.devices.batch, shards);
     for (unit, &shard) in units.iter().zip(&unit_shard) {
-        for job in unit {
-            planned.insert(job.sample_id.clone(), shard);
+        // Every row a job records: its rendered views' and its own.
+        for id in unit.iter().flat_map(|job| job.row_ids()) {
+            planned.insert(id.to_string(), shard);
         }
     }
     Ok(MergePlan {

@@ -84,6 +84,17 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode> {
                 shown.len(),
                 shown_units.len()
             )?;
+            let views: usize = shown
+                .iter()
+                .filter_map(|(j, _)| j.render.as_ref())
+                .map(|r| r.view_ids.len())
+                .sum();
+            if views > 0 {
+                writeln!(
+                    out,
+                    "{views} rendered views ride on them (one manifest row each, made on the CPU after the job)"
+                )?;
+            }
             if count > 1 {
                 write!(out, "{}", shard_sizes(&all, &shard_of, count))?;
             }

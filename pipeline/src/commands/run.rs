@@ -50,15 +50,20 @@ fn remove_unrecorded<'a>(
     Ok(())
 }
 
+/// Whether every row of `job` (its views' and its own) is recorded ok.
+fn job_done(job: &Job, done: &HashSet<String>) -> bool {
+    job.row_ids().all(|id| done.contains(id))
+}
+
 /// The units a (resumed) run makes: those with a job not yet recorded as done, whole, the done jobs in them marked
 /// [`Job::rerun_only`] so every batch is the one an uninterrupted run makes.
 fn units_to_run(units: Vec<Vec<Job>>, done: &HashSet<String>) -> Vec<Vec<Job>> {
     units
         .into_iter()
-        .filter(|u| u.iter().any(|j| !done.contains(&j.sample_id)))
+        .filter(|u| u.iter().any(|j| !job_done(j, done)))
         .map(|mut u| {
             for j in &mut u {
-                j.rerun_only = done.contains(&j.sample_id);
+                j.rerun_only = job_done(j, done);
             }
             u
         })
@@ -134,17 +139,25 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let mut ledger = Ledger::open(&output, shard, resume)?;
     let done: HashSet<String> = ledger.ok_ids();
-    let total_planned: usize = units.iter().map(Vec::len).sum();
+    let rows_of =
+        |jobs: &mut dyn Iterator<Item = &Job>| -> usize { jobs.map(|j| j.row_ids().count()).sum() };
+    let total_planned = rows_of(&mut units.iter().flatten());
     let units = units_to_run(units, &done);
     let todo: Vec<&Job> = units.iter().flatten().filter(|j| !j.rerun_only).collect();
-    let skipped = total_planned - todo.len();
-    // A killed run may have left some files of the samples it had in flight; they are made again from scratch.
+    let todo_rows = rows_of(&mut todo.iter().copied());
+    let skipped = total_planned - todo_rows;
+    // A killed run may have left some files of the samples it had in flight (a job's own and its views'); they
+    // are made again from scratch, the job's recorded rows replaced by the new ones.
+    let todo_ids: Vec<String> = todo
+        .iter()
+        .flat_map(|j| j.row_ids().chain(std::iter::once(j.sample_id.as_str())))
+        .map(str::to_string)
+        .collect();
     remove_unrecorded(
         &output,
-        todo.iter().map(|j| j.sample_id.as_str()),
+        todo_ids.iter().map(String::as_str),
         &HashSet::new(),
     )?;
-    let todo_ids: Vec<String> = todo.iter().map(|j| j.sample_id.clone()).collect();
 
     write_run_toml(&output, &loaded, &model)?;
     let meta = RunMeta {
@@ -156,7 +169,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
 
     let dev_labels: Vec<String> = devices.iter().map(ToString::to_string).collect();
-    let progress = Progress::new(args.progress, todo.len(), &dev_labels);
+    let progress = Progress::new(args.progress, todo_rows, &dev_labels);
     progress.start(&meta.run_id, &shard.to_string(), skipped, &dev_labels);
 
     let config = PoolConfig {
@@ -172,28 +185,22 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let stages = RecipeStages::new(output.clone(), recipe.stages.clone(), recipe.depth.as_ref())?;
     let mut count = 0u64;
     let mut recorded: HashSet<String> = HashSet::new();
-    let outcome = pool::run(
-        &config,
-        units,
-        &stages,
-        &loader,
-        &meta,
-        &progress,
-        |record| {
-            // A sample that failed because the output takes no more files stops the run; it gets no row.
-            if !record.is_ok() {
-                if let Some(stop) = stages.take_unwritable(&record.sample_id) {
-                    return Err(anyhow::Error::new(stop));
-                }
+    let outcome = pool::run(&config, units, &stages, &loader, &meta, &progress, |rows| {
+        // A sample that failed because the output takes no more files stops the run; its job gets no row.
+        for row in rows.iter().filter(|r| !r.is_ok()) {
+            if let Some(stop) = stages.take_unwritable(&row.sample_id) {
+                return Err(anyhow::Error::new(stop));
             }
-            let shown = record.clone();
-            ledger.append(record)?;
-            recorded.insert(shown.sample_id.clone());
+        }
+        let shown = rows.clone();
+        ledger.append_all(rows)?;
+        for row in &shown {
+            recorded.insert(row.sample_id.clone());
             count += 1;
-            progress.sample_done(&shown, count);
-            Ok(())
-        },
-    );
+            progress.sample_done(row, count);
+        }
+        Ok(())
+    });
     // Whatever happened, the Parquet part reflects the journal.
     let summary = ledger.finish();
     let outcome = match outcome {

@@ -11,6 +11,7 @@ use texaug_stages::diffusion::model_dir::ModelSource;
 use texaug_stages::diffusion::pipeline_source::{ConfigSet, Weights};
 use texaug_stages::diffusion::single_file::is_single_file;
 use texaug_stages::diffusion::unet_config::UNet2DConditionConfig;
+use texaug_stages::render::settings::DEFAULT_RENDER_VIEWS;
 use texaug_stages::source::MeshAsset;
 
 use super::check_masks;
@@ -64,17 +65,50 @@ pub fn collect(recipe_path: &Path) -> (Vec<Diagnostic>, String) {
     diags.extend(check_model(&loaded, &sources));
     diags.extend(check_loras(&loaded));
     diags.extend(check_embeddings(&loaded));
-    let jobs: u64 = r
-        .stages
-        .iter()
-        .map(|s| u64::from(s.variants) * sources.len() as u64)
-        .sum();
+    let (jobs, views) = planned_counts(r, &sources);
+    let views = if views > 0 {
+        format!(", {views} rendered views")
+    } else {
+        String::new()
+    };
     let summary = format!(
-        "{} sources, {} stages, {jobs} jobs",
+        "{} sources, {} stages, {jobs} jobs{views}",
         sources.len(),
         r.stages.len()
     );
     (diags, summary)
+}
+
+/// The jobs and rendered views the plan will hold (as `plan` counts them: a render after a stage rides on that
+/// stage's mesh jobs, a render of the sources makes a job per mesh and variant).
+fn planned_counts(r: &Recipe, sources: &[Source]) -> (u64, u64) {
+    let meshes = sources
+        .iter()
+        .filter(|s| s.kind == SourceKind::Mesh)
+        .count() as u64;
+    let all = sources.len() as u64;
+    let (mut jobs, mut views) = (0u64, 0u64);
+    for stage in &r.stages {
+        let variants = u64::from(stage.variants);
+        match (stage.kind, &stage.after) {
+            (StageKind::Render, Some(_)) => {}
+            (StageKind::Render, None) => {
+                jobs += meshes * variants;
+                views += meshes * variants * u64::from(stage.views.unwrap_or(DEFAULT_RENDER_VIEWS));
+            }
+            _ => {
+                jobs += all * variants;
+                let name = stage.stage_name();
+                if let Some(render) = r.stages.iter().find(|t| {
+                    t.kind == StageKind::Render && t.after.as_deref() == Some(name.as_str())
+                }) {
+                    views +=
+                        meshes * variants * u64::from(render.views.unwrap_or(DEFAULT_RENDER_VIEWS));
+                }
+            }
+        }
+    }
+    (jobs, views)
 }
 
 /// Depth stages: the estimator and ControlNet exist, and every image source has a way to get depth.

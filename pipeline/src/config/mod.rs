@@ -9,5 +9,6 @@ pub mod diagnostic;
 pub mod recipe;
 pub mod recipe_checks;
 pub mod recipe_load;
+pub mod recipe_render_checks;
 pub mod recipe_schema;
 pub mod sources;

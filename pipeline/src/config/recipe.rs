@@ -231,6 +231,8 @@ pub enum StageKind {
     Style,
     /// Depth-conditioned, multi-view for meshes.
     Depth,
+    /// Labeled training views of each mesh (image, mask, depth, box), after another stage or of the sources.
+    Render,
 }
 
 impl StageKind {
@@ -238,6 +240,7 @@ impl StageKind {
         match self {
             StageKind::Style => "style",
             StageKind::Depth => "depth",
+            StageKind::Render => "render",
         }
     }
 }
@@ -247,6 +250,23 @@ impl StageKind {
 pub enum Strength {
     Fixed(f64),
     Range([f64; 2]),
+}
+
+/// A value or a `[lo, hi]` range a render draws from per view (degrees).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Span {
+    Fixed(f64),
+    Range([f64; 2]),
+}
+
+impl Span {
+    pub fn bounds(self) -> [f64; 2] {
+        match self {
+            Span::Fixed(v) => [v, v],
+            Span::Range(r) => r,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,6 +311,67 @@ pub struct StageSpec {
     /// Depth stages with a ControlNet: `controlnet_conditioning_scale`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditioning_scale: Option<f64>,
+    /// The stage whose mesh samples are rendered; without it, the source meshes themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Degrees; the views spread evenly over it (default the full turn [0, 360]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azimuth: Option<Span>,
+    /// Degrees above the horizon, drawn per view (default [10, 40]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elevation: Option<Span>,
+    /// Vertical field of view in degrees, drawn per view (default 40).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fov: Option<Span>,
+    /// Each azimuth moves by up to ± this many degrees (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<f64>,
+    /// The share of the frame the object's bounding sphere spans (default 0.8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<f64>,
+    /// Rendered at size × supersample and filtered down (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersample: Option<u32>,
+    /// Light every surface gets; the rest comes from a light at the camera (default 0.35).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ambient: Option<f64>,
+    /// "solid" (default, `background_color`), "random" (a colour per view) or "images" (`backgrounds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background_color: Option<[u8; 3]>,
+    /// A folder of background images, one drawn per view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backgrounds: Option<PathBuf>,
+    /// "png" (default) or "jpeg" (`quality`, default 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
+}
+
+impl StageSpec {
+    /// The render keys set, by name, for "applies to render stages only".
+    pub fn render_keys_set(&self) -> Vec<&'static str> {
+        [
+            ("after", self.after.is_some()),
+            ("azimuth", self.azimuth.is_some()),
+            ("elevation", self.elevation.is_some()),
+            ("fov", self.fov.is_some()),
+            ("jitter", self.jitter.is_some()),
+            ("fill", self.fill.is_some()),
+            ("supersample", self.supersample.is_some()),
+            ("ambient", self.ambient.is_some()),
+            ("background", self.background.is_some()),
+            ("background_color", self.background_color.is_some()),
+            ("backgrounds", self.backgrounds.is_some()),
+            ("format", self.format.is_some()),
+            ("quality", self.quality.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
+    }
 }
 
 pub use texaug_stages::job::settings::{

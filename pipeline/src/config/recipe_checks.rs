@@ -7,6 +7,7 @@ use texaug_stages::diffusion::single_file::{is_single_file, CheckpointKind};
 use super::devices::{DeviceList, DeviceSpec};
 use super::diagnostic::Diagnostic;
 use super::recipe::{canonical_scheduler, Recipe, StageKind, Strength, SCHEDULERS};
+use super::recipe_render_checks::render_checks;
 use super::recipe_schema::{Key, Spans};
 
 pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -> Vec<Diagnostic> {
@@ -212,6 +213,7 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
         );
     }
     let mut names = std::collections::HashSet::new();
+    let mut out_render = Vec::new();
     for (i, s) in r.stages.iter().enumerate() {
         let p = |k| [Name("stage"), Index(i), Name(k)];
         if !names.insert(s.stage_name()) {
@@ -219,6 +221,17 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
                 &p("kind"),
                 format!("two stages are named `{}`", s.stage_name()),
                 "give each stage of the same kind a distinct name = \"...\" (sample ids derive from it)",
+            );
+        }
+        if s.kind == StageKind::Render {
+            out_render.extend(render_checks(r, i, spans));
+            continue;
+        }
+        for key in s.render_keys_set() {
+            at(
+                &p(key),
+                format!("`{key}` applies to render stages only"),
+                &format!("remove `{key}`, or move it to a [[stage]] with kind = \"render\""),
             );
         }
         if s.prompts.is_empty() {
@@ -324,5 +337,9 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
             );
         }
     }
+    out.extend(out_render.into_iter().map(|(path, message, fix)| {
+        let span = spans.span(&path);
+        Diagnostic::at_offset(file, text, span.start, message, &fix)
+    }));
     out
 }

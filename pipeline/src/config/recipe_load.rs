@@ -148,6 +148,9 @@ fn resolve_paths(r: &mut Recipe, base: &Path) {
         if let Some(c) = s.controlnet.as_mut() {
             resolve(base, c);
         }
+        if let Some(b) = s.backgrounds.as_mut() {
+            resolve(base, b);
+        }
     }
 }
 

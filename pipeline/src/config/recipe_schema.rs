@@ -45,6 +45,19 @@ pub const STAGE_KEYS: &[&str] = &[
     "controlnet",
     "conditioning_scale",
     "loras",
+    "after",
+    "azimuth",
+    "elevation",
+    "fov",
+    "jitter",
+    "fill",
+    "supersample",
+    "ambient",
+    "background",
+    "background_color",
+    "backgrounds",
+    "format",
+    "quality",
 ];
 
 /// One step of a key path: a table key or an array index.
@@ -96,6 +109,23 @@ impl<'i> Spans<'i> {
             value = Some(next);
         }
         best
+    }
+
+    /// Whether the document writes a value at `path` (not a default serde filled in).
+    pub fn has(&self, path: &[Key<'_>]) -> bool {
+        let mut table: Option<&DeTable<'_>> = Some(self.root.get_ref());
+        let mut value: Option<&Spanned<DeValue<'_>>> = None;
+        for key in path {
+            let next = match (key, table, value) {
+                (Key::Name(name), Some(t), _) => t.get(*name),
+                (Key::Index(i), _, Some(v)) => v.get_ref().as_array().and_then(|a| a.get(*i)),
+                _ => None,
+            };
+            let Some(next) = next else { return false };
+            table = next.get_ref().as_table();
+            value = Some(next);
+        }
+        true
     }
 
     /// The span of the key itself at `path` (for "unknown key" and "missing" messages), falling back to the value.

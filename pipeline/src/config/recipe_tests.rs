@@ -139,3 +139,57 @@ fn the_estimators_input_size_and_normalization_are_recipe_keys() {
     let lines: Vec<usize> = err.0.iter().map(|d| d.line).collect();
     assert!(lines.windows(2).all(|w| w[0] != w[1]), "{lines:?}");
 }
+
+#[test]
+fn render_stages_check_their_keys_where_they_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let render = |keys: &str| format!("{GOOD}[[stage]]\nkind = \"render\"\n{keys}\n");
+    let ok = render(
+        "after = \"style\"\nviews = 6\nelevation = [10, 40]\nfov = 45\nbackground = \"images\"\nbackgrounds = \"bg\"\nformat = \"jpeg\"\nquality = 80",
+    );
+    let r = load(&write(dir.path(), &ok)).unwrap();
+    assert_eq!(r.recipe.stages[1].backgrounds, Some(dir.path().join("bg")));
+
+    let cases = [
+        ("after = \"nope\"", "names no stage"),
+        ("after = \"render\"", "names a render stage"),
+        (
+            "prompts = [\"a {label}\"]",
+            "does not apply to a render stage",
+        ),
+        ("elevation = [40, 10]", "elevation must lie in [-90, 90]"),
+        ("fov = 0", "fov (vertical field of view)"),
+        ("supersample = 9", "supersample must be in 1..=8"),
+        ("background = \"images\"", "needs a folder of images"),
+        ("backgrounds = \"bg\"", "applies to background = \"images\""),
+        (
+            "background = \"random\"\nbackground_color = [1, 2, 3]",
+            "applies to background = \"solid\"",
+        ),
+        ("background = \"sky\"", "unknown background"),
+        ("quality = 80", "applies to format = \"jpeg\""),
+        ("format = \"tiff\"", "unknown format"),
+        ("size = 8", "size must be in 16..=4096"),
+    ];
+    for (keys, expected) in cases {
+        let err = load(&write(dir.path(), &render(keys))).unwrap_err();
+        assert!(err.to_string().contains(expected), "{keys}: {err}");
+        let line = 1 + render(keys)
+            .lines()
+            .collect::<Vec<_>>()
+            .iter()
+            .rposition(|l| l.starts_with(keys.lines().last().unwrap().split(' ').next().unwrap()))
+            .unwrap();
+        assert!(
+            err.to_string().contains(&format!(":{line}:")),
+            "{keys} not located at line {line}: {err}"
+        );
+    }
+    // Render keys on a style stage are refused at their key.
+    let style = GOOD.replace("size = 64", "size = 64\nazimuth = [0, 90]");
+    let err = load(&write(dir.path(), &style)).unwrap_err();
+    assert!(
+        err.to_string().contains("applies to render stages only"),
+        "{err}"
+    );
+}

@@ -17,7 +17,7 @@ use super::budget::ByteBudget;
 use super::work::{DeviceModel, DeviceTally, ModelLoader, PoolEvents, Prepared, StageWork};
 use crate::config::devices::DeviceSpec;
 use crate::output::record::SampleRecord;
-use crate::output::row::{RunMeta, SampleTiming};
+use crate::output::row::{job_rows, RunMeta, SampleTiming};
 use crate::plan::Job;
 
 pub struct PoolConfig {
@@ -57,7 +57,8 @@ struct FinishItem<S> {
     bytes: u64,
 }
 
-/// Runs every unit; calls `record` (on this thread, the only writer) for each finished or failed sample.
+/// Runs every unit; calls `record` (on this thread, the only writer) with the rows of each finished or failed job
+/// (its rendered views' and its own), together so they are recorded as one.
 pub fn run<W: StageWork>(
     config: &PoolConfig,
     units: Vec<Vec<Job>>,
@@ -65,7 +66,7 @@ pub fn run<W: StageWork>(
     loader: &dyn ModelLoader,
     meta: &RunMeta,
     events: &dyn PoolEvents,
-    mut record: impl FnMut(SampleRecord) -> anyhow::Result<()>,
+    mut record: impl FnMut(Vec<SampleRecord>) -> anyhow::Result<()>,
 ) -> anyhow::Result<PoolOutcome> {
     if units.is_empty() {
         // Nothing to make (a resumed run that is complete): do not load a model for it.
@@ -91,7 +92,7 @@ pub fn run<W: StageWork>(
     // Back-pressure: about two batches per device wait in the queue, no more.
     let (dev_tx, dev_rx) = bounded::<Vec<DeviceItem<W::State>>>(2 * n_dev);
     let (fin_tx, fin_rx) = bounded::<FinishItem<W::State>>(2 * n_dev * config.batch.max(1));
-    let (rec_tx, rec_rx) = unbounded::<SampleRecord>();
+    let (rec_tx, rec_rx) = unbounded::<Vec<SampleRecord>>();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let cpu_side = cores.clamp(1, 4);
     let prepare_pool = rayon::ThreadPoolBuilder::new()
@@ -173,15 +174,16 @@ pub fn run<W: StageWork>(
             if ledger_error.is_some() {
                 continue;
             }
-            let ok = r.is_ok();
+            let rows = r.len() as u64;
+            let bad = r.iter().filter(|row| !row.is_ok()).count() as u64;
             if let Err(e) = record(r) {
                 ledger_error = Some(e);
                 halt.now();
                 continue;
             }
-            done += 1;
-            if !ok {
-                failed += 1;
+            done += rows;
+            if bad > 0 {
+                failed += bad;
                 if config.fail_fast {
                     halt.now();
                 }
@@ -305,7 +307,11 @@ fn caught<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Str
     })
 }
 
-fn finish_one<W: StageWork>(stage: &W, meta: &RunMeta, item: FinishItem<W::State>) -> SampleRecord {
+fn finish_one<W: StageWork>(
+    stage: &W,
+    meta: &RunMeta,
+    item: FinishItem<W::State>,
+) -> Vec<SampleRecord> {
     let FinishItem {
         job,
         state,
@@ -319,10 +325,7 @@ fn finish_one<W: StageWork>(stage: &W, meta: &RunMeta, item: FinishItem<W::State
     let finished =
         result.and_then(|outputs| caught("finishing", || stage.finish(&job, state, outputs)));
     let timing = SampleTiming::of(work_ms + ms_since(finish), ms_since(started));
-    match finished {
-        Ok(written) => SampleRecord::finished(&job, meta, &device, timing, &written),
-        Err(e) => SampleRecord::failed(&job, meta, &device, timing, e),
-    }
+    job_rows(&job, meta, &device, timing, finished)
 }
 
 fn ms_since(t: Instant) -> f64 {
@@ -356,7 +359,7 @@ fn set_fatal(fatal: &Mutex<Option<anyhow::Error>>, halt: &Halt<'_>, e: anyhow::E
 type PrepareQueues<S> = (
     Receiver<Vec<Job>>,
     Sender<Vec<DeviceItem<S>>>,
-    Sender<SampleRecord>,
+    Sender<Vec<SampleRecord>>,
 );
 
 fn prepare_loop<W: StageWork>(
@@ -385,7 +388,7 @@ fn prepare_loop<W: StageWork>(
                 Err(_) if job.rerun_only => {}
                 Err(e) => {
                     let timing = SampleTiming::of(work_ms, work_ms);
-                    let _ = to_ledger.send(SampleRecord::failed(&job, meta, "", timing, e));
+                    let _ = to_ledger.send(job_rows(&job, meta, "", timing, Err(e)));
                 }
             }
         }

@@ -178,13 +178,15 @@ fn run_signalling(
     let mut records = Vec::new();
     let units = units(jobs, cfg.batch);
     let stage = FakeStage::default();
-    let outcome = run(cfg, units, &stage, loader, &meta(), &NoEvents, |r| {
-        if !r.is_ok() {
-            if let Some(tx) = &on_failure {
-                let _ = tx.send(());
+    let outcome = run(cfg, units, &stage, loader, &meta(), &NoEvents, |rows| {
+        for r in rows {
+            if !r.is_ok() {
+                if let Some(tx) = &on_failure {
+                    let _ = tx.send(());
+                }
             }
+            records.push(r);
         }
-        records.push(r);
         Ok(())
     })?;
     Ok((outcome, records))
@@ -307,8 +309,10 @@ fn a_job_that_runs_alone_never_shares_a_batch_and_splits_at_the_batch_size() {
         &loader,
         &meta(),
         &NoEvents,
-        |r| {
-            assert!(r.is_ok(), "{:?}", r.error);
+        |rows| {
+            for r in rows {
+                assert!(r.is_ok(), "{:?}", r.error);
+            }
             Ok(())
         },
     )
@@ -378,9 +382,11 @@ fn prepared_jobs_in_flight_stay_within_the_byte_budget() {
             &loader,
             &meta(),
             &NoEvents,
-            |r| {
-                assert!(r.is_ok(), "{:?}", r.error);
-                n += 1;
+            |rows| {
+                for r in rows {
+                    assert!(r.is_ok(), "{:?}", r.error);
+                    n += 1;
+                }
                 Ok(())
             },
         )
@@ -409,8 +415,8 @@ fn a_rerun_only_job_completes_its_batch_but_is_not_recorded() {
         &loader,
         &meta(),
         &NoEvents,
-        |r| {
-            recorded.push(r.sample_id.clone());
+        |rows| {
+            recorded.extend(rows.into_iter().map(|r| r.sample_id));
             Ok(())
         },
     )

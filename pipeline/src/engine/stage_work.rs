@@ -11,12 +11,16 @@ use std::time::Instant;
 
 use anyhow::Context;
 use image::RgbImage;
+use image::RgbaImage;
 use texaug_stages::depth::{DepthEstimator, DepthNormalization};
 use texaug_stages::diffusion::schedulers::SchedulerKind;
 use texaug_stages::job::{
-    prepare, AssetRef, DepthMode, DepthSettings, DepthStage, JobError, JobSettings, ModelSize,
-    PreparedJob, Stage, WrittenSample,
+    memory, prepare, render_and_write, AssetRef, DepthMode, DepthSettings, DepthStage, JobError,
+    JobSettings, ModelSize, PreparedJob, Retextured, Stage, WrittenSample, WrittenView,
 };
+use texaug_stages::source::MeshAsset;
+
+use super::render_work::{render_stages, RenderStage};
 
 use super::work::{Prepared, StageWork};
 use crate::config::recipe::{
@@ -36,12 +40,21 @@ pub struct RecipeStages {
     profile: bool,
     /// Samples whose files could not be written because the output takes no more (by sample_id).
     unwritable: Mutex<HashMap<String, OutputUnwritable>>,
+    /// The render settings of the render stages, by stage index.
+    renders: Vec<Option<RenderStage>>,
 }
 
-/// A prepared job and when its preparation took.
+/// What a prepared job carries to its finish, and how long its preparation took.
 pub struct JobState {
-    prepared: PreparedJob,
+    work: JobWork,
     prepare_ms: f64,
+}
+
+enum JobWork {
+    /// A style or depth job: its model requests went to the device.
+    Retexture(PreparedJob),
+    /// A render of a source mesh: no model, the mesh as read.
+    RenderSource(MeshAsset),
 }
 
 /// The depth settings of a recipe stage.
@@ -115,10 +128,11 @@ impl RecipeStages {
         };
         Ok(RecipeStages {
             output,
-            stages,
             estimator,
             profile: std::env::var_os("TEXAUG_PROFILE").is_some_and(|v| v == "1"),
             unwritable: Mutex::new(HashMap::new()),
+            renders: render_stages(&stages)?,
+            stages,
         })
     }
 
@@ -142,7 +156,62 @@ impl RecipeStages {
                 settings: depth_settings(spec),
                 estimator: self.estimator.as_ref(),
             }),
+            StageKind::Render => {
+                return Err(format!(
+                    "internal: job {} of render stage `{}` has no model work",
+                    job.sample_id, job.stage
+                ))
+            }
         })
+    }
+
+    /// Renders `asset` (with `replaced` textures) as `job`'s render stage says, each view into its sample folder.
+    fn render(
+        &self,
+        job: &Job,
+        asset: &MeshAsset,
+        replaced: &[(usize, RgbaImage)],
+    ) -> Result<Vec<WrittenView>, JobError> {
+        let Some(render) = &job.render else {
+            return Ok(Vec::new());
+        };
+        let Some(Some(stage)) = self.renders.get(render.stage_index) else {
+            return Ok(Vec::new());
+        };
+        let dir_of = |i: u32| {
+            let id = render.view_ids.get(i as usize).map_or("", String::as_str);
+            sample_dir(&self.output, id)
+        };
+        if let Some(first) = render.view_ids.first() {
+            fault_before_write(&sample_dir(&self.output, first)).map_err(|source| {
+                JobError::Write {
+                    path: sample_dir(&self.output, first),
+                    source,
+                }
+            })?;
+        }
+        let mut settings = stage.settings.clone();
+        settings.views = render.view_ids.len() as u32;
+        let written = render_and_write(
+            asset,
+            replaced,
+            &settings,
+            render.seed,
+            stage.format,
+            &dir_of,
+        );
+        if let (Err(e), Some(first)) = (&written, render.view_ids.first()) {
+            let what = format!("the views of sample {}", job.sample_id);
+            if let Some(stop) =
+                OutputUnwritable::classify(e, what, &sample_dir(&self.output, first))
+            {
+                self.unwritable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(first.clone(), stop);
+            }
+        }
+        written
     }
 }
 
@@ -159,6 +228,18 @@ impl StageWork for RecipeStages {
             depth: source.depth.as_deref(),
             mask: source.mask.as_deref(),
         };
+        if job.stage_kind == StageKind::Render {
+            let mesh = MeshAsset::load(&source.path).map_err(|e| e.to_string())?;
+            return Ok(Prepared {
+                bytes: memory::asset_bytes(&mesh),
+                requests: Vec::new(),
+                one_batch: false,
+                state: JobState {
+                    work: JobWork::RenderSource(mesh),
+                    prepare_ms: t0.elapsed().as_secs_f64() * 1e3,
+                },
+            });
+        }
         let mut prepared =
             prepare(&asset, &self.stage(job)?, &job_settings(job)?).map_err(|e| e.to_string())?;
         // The requests go to the device; what completing the job needs stays in the state.
@@ -167,7 +248,7 @@ impl StageWork for RecipeStages {
             requests: std::mem::take(&mut prepared.requests),
             one_batch: prepared.one_batch,
             state: JobState {
-                prepared,
+                work: JobWork::Retexture(prepared),
                 prepare_ms: t0.elapsed().as_secs_f64() * 1e3,
             },
         })
@@ -181,8 +262,20 @@ impl StageWork for RecipeStages {
     ) -> Result<WrittenSample, String> {
         let t0 = Instant::now();
         let requests = outputs.len();
+        let prepared = match state.work {
+            JobWork::Retexture(p) => p,
+            JobWork::RenderSource(mesh) => {
+                return self
+                    .render(job, &mesh, &[])
+                    .map(|rendered| WrittenSample {
+                        rendered,
+                        ..WrittenSample::default()
+                    })
+                    .map_err(|e| e.to_string());
+            }
+        };
         let dir = sample_dir(&self.output, &job.sample_id);
-        let written = state.prepared.complete(outputs).and_then(|done| {
+        let written = prepared.complete(outputs).and_then(|done| {
             let written = fault_before_write(&dir)
                 .map_err(|source| JobError::Write {
                     path: dir.clone(),
@@ -198,7 +291,15 @@ impl StageWork for RecipeStages {
                         .insert(job.sample_id.clone(), stop);
                 }
             }
-            written
+            let mut written = written?;
+            // The sample stands on its own; a render that fails fails its views' rows, not the sample's.
+            if let Retextured::Mesh(m) = &done {
+                match self.render(job, &m.asset, &m.textures) {
+                    Ok(views) => written.rendered = views,
+                    Err(e) => written.render_error = Some(e.to_string()),
+                }
+            }
+            Ok(written)
         });
         // A failed sample leaves no files (`Retextured::write` removes its folder; nothing before it writes one):
         // its row says why, and a resumed run starts it afresh.

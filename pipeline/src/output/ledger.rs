@@ -207,19 +207,33 @@ impl Ledger {
         }
     }
 
-    /// Appends one record durably (write, flush, fsync), then refreshes the Parquet part now and then. A record
-    /// that cannot be written whole is cut off again, so the journal ends on a complete line; a full or read-only
-    /// disk is an [`OutputUnwritable`] error.
+    /// Appends one record durably; see [`Ledger::append_all`].
     pub fn append(&mut self, record: SampleRecord) -> Result<()> {
-        let mut line = serde_json::to_vec(&record).context("encoding a journal record")?;
-        line.push(b'\n');
+        self.append_all(vec![record])
+    }
+
+    /// Appends a job's records durably in one write (write, flush, fsync), then refreshes the Parquet part now and
+    /// then. Records that cannot be written whole are cut off again, so the journal ends on a complete line; a full
+    /// or read-only disk is an [`OutputUnwritable`] error.
+    pub fn append_all(&mut self, records: Vec<SampleRecord>) -> Result<()> {
+        let Some(first) = records.first().map(|r| r.sample_id.clone()) else {
+            return Ok(());
+        };
+        let mut bytes = Vec::new();
+        let mut lines = Vec::with_capacity(records.len());
+        for record in &records {
+            let start = bytes.len();
+            serde_json::to_writer(&mut bytes, record).context("encoding a journal record")?;
+            lines.push((start as u64, (bytes.len() - start) as u64));
+            bytes.push(b'\n');
+        }
         let written = fault_before_write(&self.journal_path)
-            .and_then(|_| self.journal.write_all(&line))
+            .and_then(|_| self.journal.write_all(&bytes))
             .and_then(|_| self.journal.flush())
             .and_then(|_| self.journal.sync_data());
         if let Err(e) = written {
             let _ = self.journal.set_len(self.journal_len);
-            let what = format!("the journal record of sample {}", record.sample_id);
+            let what = format!("the journal record of sample {first}");
             return Err(
                 match OutputUnwritable::classify(&e, what, &self.journal_path) {
                     Some(full) => anyhow::Error::new(full),
@@ -230,14 +244,16 @@ impl Ledger {
                 },
             );
         }
-        let entry = Entry {
-            offset: self.journal_len,
-            len: line.len() as u64 - 1,
-            ok: record.is_ok(),
-        };
-        self.journal_len += line.len() as u64;
-        self.index.insert(record.sample_id, entry);
-        self.unsaved += 1;
+        for (record, (start, len)) in records.into_iter().zip(lines) {
+            let entry = Entry {
+                offset: self.journal_len + start,
+                len,
+                ok: record.is_ok(),
+            };
+            self.index.insert(record.sample_id, entry);
+            self.unsaved += 1;
+        }
+        self.journal_len += bytes.len() as u64;
         if self.unsaved >= PARQUET_EVERY.max(self.index.len() / 10) {
             self.save_parquet()?;
         }

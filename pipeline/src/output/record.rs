@@ -7,7 +7,7 @@ use super::cell::sample_schema;
 
 sample_schema! {
 /// One sample: what was made, from what, how, and where it lies (paths relative to the output folder).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SampleRecord {
     pub sample_id: String,
     pub run_id: String,
@@ -47,6 +47,22 @@ pub struct SampleRecord {
     pub texaug_version: String,
     pub views: Option<i64>,
     pub coverage: Option<f64>,
+    /// Render rows: the re-textured sample the view shows (none for a render of the source mesh).
+    pub parent_sample_id: Option<String>,
+    /// Render rows: the instance mask (255 = object) and the 16-bit depth image (0 = background).
+    pub mask_path: Option<String>,
+    pub depth_path: Option<String>,
+    /// Render rows: metres (the asset's units) per unit of the depth image.
+    pub depth_scale_m: Option<f64>,
+    /// Render rows: the tight box of the mask, in pixels (COCO's x, y, width, height).
+    pub bbox_x: Option<i64>,
+    pub bbox_y: Option<i64>,
+    pub bbox_w: Option<i64>,
+    pub bbox_h: Option<i64>,
+    /// Render rows: the camera as JSON (angles, eye, world_to_camera, intrinsics).
+    pub camera: Option<String>,
+    /// Render rows: what lies behind the object ("#rrggbb" or "image:<n>").
+    pub background: Option<String>,
 }
 }
 
@@ -96,6 +112,16 @@ pub(crate) mod tests {
             texaug_version: "0.1.0".into(),
             views: None,
             coverage: None,
+            parent_sample_id: None,
+            mask_path: None,
+            depth_path: None,
+            depth_scale_m: None,
+            bbox_x: None,
+            bbox_y: None,
+            bbox_w: None,
+            bbox_h: None,
+            camera: None,
+            background: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! A sample's row from its planned job, the run it belongs to, and what the job wrote (or why it failed).
 
-use texaug_stages::job::WrittenSample;
+use texaug_stages::job::{WrittenSample, WrittenView};
 
 use super::layout::sample_rel_file;
 use super::record::SampleRecord;
@@ -81,6 +81,16 @@ impl SampleRecord {
             texaug_version: env!("CARGO_PKG_VERSION").into(),
             views: job.views.map(i64::from),
             coverage: None,
+            parent_sample_id: None,
+            mask_path: None,
+            depth_path: None,
+            depth_scale_m: None,
+            bbox_x: None,
+            bbox_y: None,
+            bbox_w: None,
+            bbox_h: None,
+            camera: None,
+            background: None,
         }
     }
 
@@ -120,6 +130,113 @@ impl SampleRecord {
             views: written.views.map(|v| v as i64),
             coverage: written.coverage,
             ..SampleRecord::planned(job, meta, device, timing)
+        }
+    }
+}
+
+/// The rows of a job: one per rendered view (failed with the reason when the render did not happen), then its
+/// own when it has one.
+pub fn job_rows(
+    job: &Job,
+    meta: &RunMeta,
+    device: &str,
+    timing: SampleTiming,
+    result: Result<WrittenSample, String>,
+) -> Vec<SampleRecord> {
+    let mut rows = Vec::new();
+    if let Some(render) = &job.render {
+        for (i, id) in render.view_ids.iter().enumerate() {
+            let view = match &result {
+                Ok(w) => match (&w.render_error, w.rendered.get(i)) {
+                    (None, Some(v)) => Ok(v),
+                    (Some(e), _) => Err(format!("the view was not rendered: {e}")),
+                    (None, None) => {
+                        Err("internal: the render made fewer views than planned".to_string())
+                    }
+                },
+                Err(e) => Err(format!("the view was not rendered: {e}")),
+            };
+            rows.push(view_row(
+                job,
+                id,
+                i,
+                meta,
+                device,
+                view,
+                result.as_ref().ok(),
+            ));
+        }
+    }
+    if job.own_row {
+        rows.push(match result {
+            Ok(w) => SampleRecord::finished(job, meta, device, timing, &w),
+            Err(e) => SampleRecord::failed(job, meta, device, timing, e),
+        });
+    }
+    rows
+}
+
+/// The row of view `index` (sample `id`) of `job`'s render.
+fn view_row(
+    job: &Job,
+    id: &str,
+    index: usize,
+    meta: &RunMeta,
+    device: &str,
+    view: Result<&WrittenView, String>,
+    parent: Option<&WrittenSample>,
+) -> SampleRecord {
+    let render = job.render.as_ref();
+    let own = SampleRecord::planned(job, meta, device, SampleTiming::default());
+    // A render of a source mesh ran no model: its generation columns say so.
+    let (strength, guidance, steps) = if job.own_row {
+        (own.strength, own.guidance, own.steps)
+    } else {
+        (0.0, 0.0, 0)
+    };
+    let base = SampleRecord {
+        sample_id: id.to_string(),
+        stage: render.map_or(String::new(), |r| r.stage.clone()),
+        variant: index as i64,
+        seed: render.map_or(0, |r| i64::try_from(r.seed).unwrap_or(i64::MAX)),
+        strength,
+        guidance,
+        steps,
+        views: None,
+        queue_ms: None,
+        parent_sample_id: job.own_row.then(|| job.sample_id.clone()),
+        asset_path: parent
+            .filter(|_| job.own_row)
+            .and_then(|p| p.asset.as_ref())
+            .map(|a| sample_rel_file(&job.sample_id, a)),
+        ..own
+    };
+    match view {
+        Err(e) => SampleRecord {
+            status: "failed".into(),
+            error: Some(e),
+            ..base
+        },
+        Ok(v) => {
+            let rel = |file: &String| sample_rel_file(id, file);
+            let bbox = |k: usize| v.bbox.map(|b| i64::from(b[k]));
+            SampleRecord {
+                width: Some(i64::from(v.width)),
+                height: Some(i64::from(v.height)),
+                image_path: Some(rel(&v.image)),
+                mask_path: Some(rel(&v.mask)),
+                depth_path: Some(rel(&v.depth)),
+                depth_scale_m: v.depth_scale_m,
+                bbox_x: bbox(0),
+                bbox_y: bbox(1),
+                bbox_w: bbox(2),
+                bbox_h: bbox(3),
+                camera: Some(v.camera.clone()),
+                background: Some(v.background.clone()),
+                output_sha256: Some(v.sha256.clone()),
+                duration_ms: whole_ms(v.render_ms),
+                ..base
+            }
         }
     }
 }

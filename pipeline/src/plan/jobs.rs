@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use texaug_stages::random::SplitMix64;
+use texaug_stages::render::settings::DEFAULT_RENDER_VIEWS;
 
 use crate::config::recipe::{
     canonical_scheduler, Recipe, StageKind, StageSpec, Strength, DEFAULT_AZIMUTHS,
@@ -38,10 +40,37 @@ pub struct Job {
     pub lora_set: u32,
     /// The index of its fixed batch in the full plan ([`super::batching::units`]).
     pub unit: usize,
+    /// The render stage that renders this job's mesh (after it, or of the source alone), with its view ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub render: Option<JobRender>,
+    /// Whether the job has a row of its own: a re-textured sample does; a render of a source mesh has only its
+    /// views' rows.
+    pub own_row: bool,
     /// Already recorded by the run being resumed: it runs again only so that the rest of its unit batches as in
     /// an uninterrupted run; nothing of it is written or recorded.
     #[serde(skip)]
     pub rerun_only: bool,
+}
+
+/// What a job renders once its mesh is made: the render stage, the view samples' ids (one row each) and the seed
+/// their cameras and backgrounds are drawn from.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JobRender {
+    pub stage_index: usize,
+    pub stage: String,
+    pub view_ids: Vec<String>,
+    pub seed: u64,
+}
+
+impl Job {
+    /// The ids of every row the job records: its views', then its own. The job is done when all are recorded ok.
+    pub fn row_ids(&self) -> impl Iterator<Item = &str> {
+        let views = self
+            .render
+            .iter()
+            .flat_map(|r| r.view_ids.iter().map(String::as_str));
+        views.chain(self.own_row.then_some(self.sample_id.as_str()))
+    }
 }
 
 /// `sample_id` = hex(sha256(source id ‖ 0 ‖ stage name ‖ 0 ‖ variant))[..16]. The zero bytes keep ("ab","c") and
@@ -65,28 +94,6 @@ pub fn job_seed(recipe_seed: u64, sample_id: &str) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&d[..8]);
     u64::from_le_bytes(b) >> 1
-}
-
-/// splitmix64 (Steele, Lea, Flood 2014): a tiny, well-mixed generator, enough to sample one strength per job.
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 53 bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 fn sample_strength(strength: Strength, seed: u64) -> f64 {
@@ -121,6 +128,29 @@ pub fn class_tokens(recipe: &Recipe) -> HashMap<String, String> {
         .iter()
         .filter_map(|e| Some((e.label.clone()?, e.token.clone()?)))
         .collect()
+}
+
+/// The render of a job's mesh by render stage `index` (`job_id` being the job's sample id): view `i`'s id is
+/// [`sample_id`]`(job_id, render stage, i)`.
+fn job_render(recipe: &Recipe, index: usize, job_id: &str) -> JobRender {
+    let stage = &recipe.stages[index];
+    let name = stage.stage_name();
+    let views = stage.views.unwrap_or(DEFAULT_RENDER_VIEWS);
+    JobRender {
+        stage_index: index,
+        view_ids: (0..views).map(|i| sample_id(job_id, &name, i)).collect(),
+        seed: job_seed(recipe.seed, &format!("{job_id}\0{name}")),
+        stage: name,
+    }
+}
+
+/// The render stage that comes after stage `index` of the recipe, if any.
+fn render_after(recipe: &Recipe, index: usize) -> Option<usize> {
+    let name = recipe.stages[index].stage_name();
+    recipe
+        .stages
+        .iter()
+        .position(|s| s.kind == StageKind::Render && s.after.as_deref() == Some(name.as_str()))
 }
 
 /// The cameras a depth stage renders a mesh from: the azimuth ring plus top and bottom.
@@ -173,6 +203,12 @@ pub fn plan_refs(recipe: &Recipe, sources: &[Source]) -> Vec<JobRef> {
     let mut refs = Vec::with_capacity(sources.len() * per_source);
     for (source_index, source) in sources.iter().enumerate() {
         for (stage_index, stage) in recipe.stages.iter().enumerate() {
+            // A render after a stage rides on that stage's jobs; one of the sources renders meshes only.
+            if stage.kind == StageKind::Render
+                && (stage.after.is_some() || source.kind != SourceKind::Mesh)
+            {
+                continue;
+            }
             let stage_name = stage.stage_name();
             for variant in 0..stage.variants {
                 let id = sample_id(&source.id, &stage_name, variant);
@@ -239,7 +275,18 @@ impl<'a> JobBuilder<'a> {
                 fill_prompt(t, &source, &self.class_tokens)
             }
         };
+        let render_only = stage.kind == StageKind::Render;
+        let render = if render_only {
+            Some(stage_index)
+        } else if source.kind == SourceKind::Mesh {
+            render_after(self.recipe, stage_index)
+        } else {
+            None
+        }
+        .map(|index| job_render(self.recipe, index, r.sample_id()));
         Job {
+            render,
+            own_row: !render_only,
             sample_id: r.sample_id().to_string(),
             source_id: source.id.clone(),
             stage_index,
@@ -335,6 +382,19 @@ mod tests {
                 controlnet: None,
                 conditioning_scale: None,
                 loras: Vec::new(),
+                after: None,
+                azimuth: None,
+                elevation: None,
+                fov: None,
+                jitter: None,
+                fill: None,
+                supersample: None,
+                ambient: None,
+                background: None,
+                background_color: None,
+                backgrounds: None,
+                format: None,
+                quality: None,
             }],
             depth: None,
         }
@@ -413,13 +473,5 @@ mod tests {
         let values: HashSet<u64> = jobs.iter().map(|j| j.strength.to_bits()).collect();
         assert!(jobs.iter().all(|j| (0.4..=0.8).contains(&j.strength)));
         assert!(values.len() > 20);
-    }
-
-    #[test]
-    fn splitmix_matches_the_reference_sequence() {
-        // First outputs for seed 1234567 from the published reference implementation (Vigna, splitmix64.c).
-        let mut r = SplitMix64::new(1234567);
-        assert_eq!(r.next_u64(), 6457827717110365317);
-        assert_eq!(r.next_u64(), 3203168211198807973);
     }
 }

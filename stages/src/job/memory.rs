@@ -50,7 +50,7 @@ pub(crate) fn request_bytes(requests: &[Img2ImgRequest]) -> u64 {
         .sum()
 }
 
-pub(crate) fn asset_bytes(asset: &MeshAsset) -> u64 {
+pub fn asset_bytes(asset: &MeshAsset) -> u64 {
     let buffers: u64 = asset.buffers.iter().map(|b| b.len() as u64).sum();
     let images: u64 = asset.images.iter().map(|b| b.len() as u64).sum();
     let slots: u64 = asset.slots.iter().map(|s| rgba_bytes(&s.image)).sum();

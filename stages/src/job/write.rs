@@ -7,6 +7,7 @@ use crate::files;
 use crate::source::{write_png_atomic, write_retextured_glb};
 
 use super::error::JobError;
+use super::render::WrittenView;
 use super::retextured::Retextured;
 use super::settings::DepthSource;
 
@@ -24,6 +25,10 @@ pub struct WrittenSample {
     pub depth_source: Option<DepthSource>,
     pub views: Option<usize>,
     pub coverage: Option<f64>,
+    /// The views a render stage made of the sample's mesh, each in its own folder.
+    pub rendered: Vec<WrittenView>,
+    /// Why the render failed, when the sample itself was written.
+    pub render_error: Option<String>,
 }
 
 pub const IMAGE_FILE: &str = "image.png";
@@ -66,6 +71,7 @@ impl Retextured {
                     depth_source: *depth_source,
                     views: None,
                     coverage: None,
+                    ..WrittenSample::default()
                 })
             }
             Retextured::Mesh(m) => {
@@ -92,6 +98,7 @@ impl Retextured {
                     depth_source: m.depth_source,
                     views: m.views.as_ref().map(Vec::len),
                     coverage: m.coverage,
+                    ..WrittenSample::default()
                 })
             }
         }
