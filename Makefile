@@ -19,6 +19,7 @@ TEXAUG := target/release/texaug
 TINY_MODEL := output/models/tiny-sd1
 TINY_DEPTH_MODEL := output/models/tiny-sd2-depth
 TINY_INPAINT_MODEL := output/models/tiny-sd1-inpaint
+TINY_CLIP := output/models/tiny-clip
 
 .PHONY: help setup build dist demo test lint fmt bench bench-cpu bench-merge container-check soak fuzz fuzz-seed fixtures fullsize-check clean-output
 
@@ -31,7 +32,8 @@ $(LIBTORCH)/.complete:
 $(TEXAUG_CLIP_VOCAB):
 	bash ci/setup-vocab.sh >/dev/null
 
-$(PYCHECK):
+# Rerun when the list changes: the script rebuilds an environment made from another list, else returns at once.
+$(PYCHECK): ci/pycheck-requirements.txt ci/setup-pycheck.sh
 	bash ci/setup-pycheck.sh >/dev/null
 
 $(VALIDATOR): ci/gltf-validator/package.json
@@ -64,18 +66,26 @@ $(TINY_DEPTH_MODEL)/model_index.json: | build
 $(TINY_INPAINT_MODEL)/model_index.json: | build
 	$(TEXAUG) model init-tiny --kind sd1-inpaint --out $(TINY_INPAINT_MODEL)
 
-demo: build $(TINY_MODEL)/model_index.json $(TINY_DEPTH_MODEL)/model_index.json $(TINY_INPAINT_MODEL)/model_index.json  ## run recipes/demo.toml, demo-depth.toml and inpaint.toml into output/
+$(TINY_CLIP)/config.json: | build
+	$(TEXAUG) model init-tiny --kind clip --out $(TINY_CLIP)
+
+demo: build $(TINY_MODEL)/model_index.json $(TINY_DEPTH_MODEL)/model_index.json $(TINY_INPAINT_MODEL)/model_index.json $(TINY_CLIP)/config.json  ## run recipes/demo.toml, demo-depth.toml, inpaint.toml and demo-dataset.toml into output/
 	$(TEXAUG) run recipes/demo.toml --resume
 	$(TEXAUG) inspect output/demo
 	$(TEXAUG) run recipes/demo-depth.toml --resume
 	$(TEXAUG) inspect output/demo-depth
 	$(TEXAUG) run recipes/inpaint.toml --resume
 	$(TEXAUG) inspect output/inpaint
+	$(TEXAUG) run recipes/demo-dataset.toml --resume
+	$(TEXAUG) inspect output/demo-dataset
+	$(TEXAUG) export output/demo-dataset --format coco
+	$(TEXAUG) report output/demo-dataset
+	@echo "texaug: open output/demo-dataset/report/index.html for the contact sheet"
 
 # Tests run in the release profile: they reuse every dependency `make build` compiled (one dependency tree, not
 # two), and the numeric tests run optimized.
 test: setup $(PYCHECK) $(VALIDATOR)  ## run every test (unit, parity against diffusers, end to end)
-	TEXAUG_PYTHON_CHECK=1 TEXAUG_PYTHON=$(PYCHECK) TEXAUG_REQUIRE_GLTF_VALIDATOR=1 TEXAUG_REQUIRE_SLURM=1 \
+	TEXAUG_PYTHON_CHECK=1 TEXAUG_PYTHON=$(PYCHECK) TEXAUG_REQUIRE_GLTF_VALIDATOR=1 TEXAUG_REQUIRE_SLURM=1 TEXAUG_REQUIRE_CHROMIUM=1 \
 	    cargo test --workspace --locked --release
 
 lint: setup  ## rustfmt and clippy, warnings are errors

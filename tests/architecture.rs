@@ -33,6 +33,7 @@ const RULES: &str = "
     stages    texture    never-uses      diffusion job
     stages    depth      never-uses      texture job
     stages    render     never-uses      diffusion texture job
+    stages    score      never-uses      source texture depth job render
     stages    *          never-mentions  texaug_pipeline texaug-pipeline
     pipeline  commands   only-used-by    commands crate cli
 ";

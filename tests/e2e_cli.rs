@@ -209,9 +209,10 @@ p = sys.argv[1]
 t = pq.read_table(p)
 assert t.num_rows == 3, t.num_rows
 meta = pq.read_metadata(p).metadata
-assert meta[b"schema_version"] == b"2", meta
+assert meta[b"schema_version"] == b"3", meta
 cols = t.column_names
-assert cols[0] == "sample_id" and cols[-3:] == ["texaug_version", "views", "coverage"], cols
+assert cols[0] == "sample_id" and cols[31:34] == ["texaug_version", "views", "coverage"], cols
+assert cols[-1] == "clip_score", cols
 import pyarrow as pa
 texts = [f for f in t.schema if f.name in ("sample_id", "prompt", "status", "split", "error")]
 for f in texts:

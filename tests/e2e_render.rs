@@ -235,3 +235,95 @@ fn a_job_whose_rows_were_cut_short_runs_again_whole_and_merges_exactly_once() {
     );
     assert_eq!(tree(&merged.join("samples")), fresh);
 }
+
+#[test]
+fn a_broken_background_image_stops_the_run_before_anything_is_made_naming_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let recipe = setup(d.path());
+    std::fs::write(
+        d.path().join("bg/broken.png"),
+        b"\x89PNG\r\n\x1a\nnot a png",
+    )
+    .unwrap();
+    let out = d.path().join("out");
+    let o = run(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--progress",
+        "none",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    let said = text(&o);
+    assert!(!o.status.success(), "{said}");
+    assert!(
+        said.contains("broken.png") && said.contains("background"),
+        "{said}"
+    );
+    assert!(!out.join("samples").exists(), "nothing is made: {said}");
+}
+
+#[test]
+fn views_below_min_clip_score_are_filtered_rows_without_files_and_count_as_done() {
+    let d = tempfile::tempdir().unwrap();
+    let clip = d.path().join("clip");
+    let o = run(&[
+        "model",
+        "init-tiny",
+        "--kind",
+        "clip",
+        "--out",
+        clip.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let manifest = d.path().join("sources.csv");
+    std::fs::write(
+        &manifest,
+        format!(
+            "id,path,label,kind\nmug,{DEMO}/mug.glb,mug,mesh\napple,{DEMO}/apple.png,apple,image\n"
+        ),
+    )
+    .unwrap();
+    // Every score is at most 100: min 100 filters (almost surely) every view; min 0 keeps every image.
+    let recipe_text = |keep: bool| {
+        recipe_head("scored", 5, "out", &manifest, tiny_model(), Some(2))
+            + &format!(
+                "[score]\npath = \"{}\"\n\n[[stage]]\nkind = \"style\"\nprompts = [\"a {{label}} made of wood\"]\n\
+                 steps = 2\nsize = 64\nmin_clip_score = 0\n\n[[stage]]\nkind = \"render\"\nafter = \"style\"\n\
+                 views = 3\nsize = 48\nmin_clip_score = 100\nkeep_filtered = {keep}\n",
+                clip.display()
+            )
+    };
+    for keep in [false, true] {
+        let recipe = d.path().join(format!("recipe-{keep}.toml"));
+        std::fs::write(&recipe, recipe_text(keep)).unwrap();
+        let out = d.path().join(format!("out-{keep}"));
+        run_recipe(&recipe, &out, &[]);
+        let rows = rows(&out);
+        assert_eq!(rows.len(), 5, "2 samples and the mug's 3 views: {rows:?}");
+        for r in rows.values() {
+            let score = r["clip_score"].as_f64();
+            if s(r, "stage") == "render" {
+                assert_eq!(s(r, "status"), "filtered", "{r}");
+                let score = score.expect("views are scored");
+                assert!((0.0..100.0).contains(&score), "{r}");
+                let folder = sample_dir(&out, s(r, "sample_id"));
+                assert_eq!(folder.join("image.png").is_file(), keep, "{r}");
+                assert_eq!(r["image_path"].is_null(), !keep, "{r}");
+            } else {
+                assert_eq!(s(r, "status"), "ok", "{r}");
+                // An image sample is scored; a mesh sample (textures only) is scored through its views.
+                assert_eq!(score.is_some(), s(r, "source_kind") == "image", "{r}");
+            }
+        }
+        // Filtered is done: a resume makes nothing again.
+        let again = run_recipe(&recipe, &out, &["--resume"]);
+        assert!(again.contains("0 sample(s) made this run"), "{again}");
+        let inspect = run(&["inspect", out.to_str().unwrap()]);
+        assert!(
+            text(&inspect).contains("3 of them filtered by min_clip_score"),
+            "{}",
+            text(&inspect)
+        );
+    }
+}

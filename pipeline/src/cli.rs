@@ -1,7 +1,9 @@
 //! The command line. `--help` is the user's first manual, so every command carries examples.
 
 use crate::engine::progress::ProgressMode;
+use crate::export::ExportFormat;
 use crate::plan::shard::ShardArg;
+use crate::report::thumbs::ThumbProgress;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -14,6 +16,7 @@ Examples:
   texaug run recipes/demo.toml --shard 0/4 --resume
   texaug merge /scratch/demo-0 /scratch/demo-1 --out output/demo-merged
   texaug inspect output/demo
+  texaug report output/demo                   # HTML contact sheet: output/demo/report/index.html
 
 Exit codes: 0 ok, 1 usage or validation error, 2 some samples failed (their rows say why).";
 
@@ -58,6 +61,20 @@ Example:
     /// Summarize an output folder: counts per label, stage and status, and every failure with its error.
     #[command(after_help = "Example:\n  texaug inspect output/demo")]
     Inspect(InspectArgs),
+    /// Write an HTML contact sheet of an output folder: counts, failures, thumbnails, turntables, the recipe.
+    #[command(after_help = "\
+Examples:
+  texaug report output/demo                  # then open output/demo/report/index.html
+  texaug report output/demo-dataset --max-per-cell 4 --progress none
+  (cd output && zip -r demo-report.zip demo/report demo/samples)   # the page links samples/ relatively
+
+The page is one self-contained file (inline CSS and SVG, no network) beside OUT/report/thumbs/ (each image at most
+160 px); a thumbnail links its full image under OUT/samples/. It shows the counts per stage and label, every
+failure with its error, a grid of thumbnails (rows: labels, columns: stage and variant), a turntable strip per
+rendered mesh (its views by azimuth, the object's box drawn on each), CLIP-score histograms when the rows have
+scores, and the recipe. A path in the manifest that would leave OUT is listed as a failure, never opened.
+OUT/report/ is built aside and renamed into place, replacing an earlier report.")]
+    Report(ReportArgs),
     /// Merge the outputs of several shards into one folder (samples and one manifest, deduplicated).
     #[command(after_help = "\
 Examples:
@@ -68,6 +85,23 @@ Every sample of the recipe's plan must be there exactly once, made by that recip
 listed with its shard (exit 1, or --allow-missing). The destination is built next to --out and renamed into place,
 so it is complete or absent; an earlier merge there is replaced, so merge again when late shards arrive.")]
     Merge(MergeArgs),
+    /// Export an output folder as a training set: Hugging Face ImageFolder or Parquet, COCO, YOLO, WebDataset.
+    #[command(after_help = "\
+Examples:
+  texaug export output/demo-dataset --format coco              # → output/demo-dataset/export/coco
+  texaug export output/demo-dataset --format imagefolder --val-ratio 0.2 --seed 7
+  texaug export output/demo-dataset --format webdataset --shard-size 500 --out /data/demo-wds
+  texaug export output/demo-dataset --format hf-parquet --progress json
+
+Every ok sample with an image is exported (mesh rows hold only a GLB; their rendered views are exported), in
+sample-id order, so exporting twice gives the same bytes. The split is the source manifest's `split` column where
+it has one, else drawn from a hash of the source id and --seed: every view and variant of one object lands in the
+same split. The folder is built beside --out and renamed into place; an earlier export there is replaced.
+
+Readers: datasets.load_dataset(\"imagefolder\", data_dir=DIR), pycocotools COCO(DIR/annotations/instances_train.json),
+Ultralytics YOLO(...).train(data=DIR/data.yaml), webdataset.WebDataset(DIR/train-000000.tar),
+datasets.load_dataset(\"parquet\", data_files=DIR/data/train-*.parquet).")]
+    Export(ExportArgs),
     /// One img2img call on one image: the quickest way to try a model, prompt and strength.
     #[command(after_help = "\
 Examples:
@@ -152,6 +186,25 @@ pub struct ValidateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// An output folder of `texaug run` (holds `manifest/` and `samples/`); the page goes to OUT/report/.
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+    /// How to report progress over the thumbnails.
+    #[arg(long, value_enum, default_value = "bar")]
+    pub progress: ThumbProgress,
+    /// Thumbnails per grid cell (label × stage variant); the rest are counted, not shown.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub max_per_cell: usize,
+    /// Turntable strips (one per rendered mesh) shown.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_strips: usize,
+    /// Failures listed on the page.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub max_failures: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct InspectArgs {
     /// An output folder (holds `manifest/part-*.parquet`).
     pub output: PathBuf,
@@ -178,6 +231,30 @@ pub struct MergeArgs {
     /// Merge even when planned samples are missing (they are listed per shard); merge again when they arrive.
     #[arg(long)]
     pub allow_missing: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// An output folder of `texaug run` or `texaug merge` (holds `manifest/` and `samples/`).
+    pub output: PathBuf,
+    /// The layout to write.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// The export folder (default OUTPUT/export/<format>); an earlier export there is replaced.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Where the source manifest gives no split: the share of sources (not samples) drawn for validation.
+    #[arg(long, value_name = "F", default_value_t = 0.1)]
+    pub val_ratio: f64,
+    /// The seed of that draw (the same seed, sources and ratio give the same split).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// Samples per WebDataset tar, rows per Parquet file.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_size: u64,
+    /// How to report progress: bar or JSON events (one per line), on stderr.
+    #[arg(long, value_enum, default_value = "bar")]
+    pub progress: ProgressMode,
 }
 
 #[derive(Debug, Args)]
@@ -313,6 +390,8 @@ pub enum TinyKindArg {
     Sd2Depth,
     Sd1Inpaint,
     Controlnet,
+    /// A transformers CLIPModel (the scorer's model), not a diffusion pipeline.
+    Clip,
 }
 
 #[derive(Debug, Args)]

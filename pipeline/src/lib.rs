@@ -11,11 +11,13 @@ mod cli;
 mod commands;
 mod config;
 mod engine;
+mod export;
 pub mod inputs;
 mod model;
 mod output;
 mod parquet_decode;
 mod plan;
+mod report;
 
 /// What a caught panic says (the engine's failed rows; the fuzz replay's report).
 pub use engine::pool::panic_message;

@@ -41,16 +41,22 @@ pub fn inspect(output: &Path, max_failures: usize) -> Result<ExitCode> {
             (&mut by_kind, &r.source_kind),
         ] {
             let c = map.entry(key.clone()).or_default();
-            if r.is_ok() {
+            if r.is_done() {
                 c.ok += 1;
             } else {
                 c.failed += 1;
             }
         }
     }
-    let failed: Vec<&SampleRecord> = records.iter().filter(|r| !r.is_ok()).collect();
+    let failed: Vec<&SampleRecord> = records.iter().filter(|r| !r.is_done()).collect();
+    let filtered = records.iter().filter(|r| r.is_filtered()).count();
+    let filtered = if filtered > 0 {
+        format!(" ({filtered} of them filtered by min_clip_score)")
+    } else {
+        String::new()
+    };
     println!(
-        "{}: {} samples, {} ok, {} failed\n",
+        "{}: {} samples, {} ok{filtered}, {} failed\n",
         output.display(),
         records.len(),
         records.len() - failed.len(),

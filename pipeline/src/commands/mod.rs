@@ -4,6 +4,7 @@
 pub mod bench_merge;
 pub mod dev;
 pub mod exit;
+pub mod export;
 pub mod generate;
 pub mod inspect;
 pub mod merge;
@@ -11,6 +12,7 @@ pub mod model;
 pub mod model_fetch;
 pub mod model_inspect;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod validate;
 
@@ -24,7 +26,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::plan(args),
         Command::Validate(args) => validate::validate(&args.recipe),
         Command::Inspect(args) => inspect::inspect(&args.output, args.max_failures),
+        Command::Report(args) => report::report(&args),
         Command::Merge(args) => merge::merge(&args),
+        Command::Export(args) => export::export(&args),
         Command::Generate(args) => generate::generate(*args),
         Command::Model(ModelCommand::InitTiny(args)) => model::init_tiny(args),
         Command::Model(ModelCommand::Inspect(args)) => model_inspect::inspect(&args),

@@ -1,4 +1,5 @@
-//! `texaug model init-tiny`: a tiny random model in the diffusers layout, for tests, CI and the demo; `texaug
+//! `texaug model init-tiny`: a tiny random model in the diffusers layout (or, `--kind clip`, a transformers
+//! CLIPModel for scoring), for tests, CI and the demo; `texaug
 //! model to-single-file`: a diffusers folder as one checkpoint in the original layout.
 
 use crate::cli::{InitTinyArgs, TinyKindArg, ToSingleFileArgs};
@@ -6,6 +7,7 @@ use anyhow::{anyhow, Context, Result};
 use std::process::ExitCode;
 use texaug_stages::diffusion::single_file::find_clip_vocab;
 use texaug_stages::diffusion::tiny::{init_tiny as write_tiny, TinyKind};
+use texaug_stages::score::tiny::init_tiny_clip;
 
 pub fn init_tiny(args: InitTinyArgs) -> Result<ExitCode> {
     let vocab = match args.vocab {
@@ -18,6 +20,7 @@ pub fn init_tiny(args: InitTinyArgs) -> Result<ExitCode> {
         })?,
     };
     let kind = match args.kind {
+        TinyKindArg::Clip => return write_tiny_clip(&args.out, &vocab, args.seed),
         TinyKindArg::Sd1 => TinyKind::Sd1,
         TinyKindArg::Sd2 => TinyKind::Sd2,
         TinyKindArg::Sd2Depth => TinyKind::Sd2Depth,
@@ -30,6 +33,18 @@ pub fn init_tiny(args: InitTinyArgs) -> Result<ExitCode> {
     eprintln!(
         "texaug: wrote a tiny {kind:?} model to {} in {:.1} s",
         args.out.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_tiny_clip(out: &std::path::Path, vocab: &std::path::Path, seed: u64) -> Result<ExitCode> {
+    let t0 = std::time::Instant::now();
+    init_tiny_clip(out, vocab, seed)
+        .with_context(|| format!("writing a tiny CLIP model into {}", out.display()))?;
+    eprintln!(
+        "texaug: wrote a tiny CLIP model to {} in {:.1} s",
+        out.display(),
         t0.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

@@ -182,7 +182,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
     let loader =
         SdLoader::new(&recipe.model, model_ref, controlnet).with_stage_loras(&recipe.stages);
-    let stages = RecipeStages::new(output.clone(), recipe.stages.clone(), recipe.depth.as_ref())?;
+    let stages = RecipeStages::new(
+        output.clone(),
+        recipe.stages.clone(),
+        recipe.depth.as_ref(),
+        recipe.score.as_ref(),
+    )?;
     let mut count = 0u64;
     let mut recorded: HashSet<String> = HashSet::new();
     let outcome = pool::run(&config, units, &stages, &loader, &meta, &progress, |rows| {

@@ -12,7 +12,7 @@ use texaug_stages::diffusion::pipeline_source::{ConfigSet, Weights};
 use texaug_stages::diffusion::single_file::is_single_file;
 use texaug_stages::diffusion::unet_config::UNet2DConditionConfig;
 use texaug_stages::render::settings::DEFAULT_RENDER_VIEWS;
-use texaug_stages::source::MeshAsset;
+use texaug_stages::source::{MeshAsset, IMAGE_EXTS};
 
 use super::check_masks;
 use super::diagnostic::Diagnostic;
@@ -65,6 +65,7 @@ pub fn collect(recipe_path: &Path) -> (Vec<Diagnostic>, String) {
     diags.extend(check_model(&loaded, &sources));
     diags.extend(check_loras(&loaded));
     diags.extend(check_embeddings(&loaded));
+    diags.extend(check_backgrounds(&loaded));
     let (jobs, views) = planned_counts(r, &sources);
     let views = if views > 0 {
         format!(", {views} rendered views")
@@ -77,6 +78,30 @@ pub fn collect(recipe_path: &Path) -> (Vec<Diagnostic>, String) {
         r.stages.len()
     );
     (diags, summary)
+}
+
+/// Render stages with `background = "images"`: the folder holds at least one image (each is read at run start).
+fn check_backgrounds(loaded: &LoadedRecipe) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (i, s) in loaded.recipe.stages.iter().enumerate() {
+        let Some(dir) = &s.backgrounds else { continue };
+        let has_image = std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                e.path()
+                    .extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| IMAGE_EXTS.contains(&x.to_ascii_lowercase().as_str()))
+            })
+        });
+        if !has_image {
+            out.push(loaded.diagnostic_at(
+                &[Key::Name("stage"), Key::Index(i), Key::Name("backgrounds")],
+                format!("the backgrounds folder {} holds no images", dir.display()),
+                "put PNG, JPEG or WebP photos there, or use background = \"random\"",
+            ));
+        }
+    }
+    out
 }
 
 /// The jobs and rendered views the plan will hold (as `plan` counts them: a render after a stage rides on that

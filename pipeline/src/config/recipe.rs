@@ -33,8 +33,34 @@ pub struct Recipe {
     /// Depth for image sources without a depth file (depth stages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depth: Option<DepthSpec>,
+    /// The quality score of samples and views (`[score]`): CLIP image–text similarity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<ScoreSpec>,
     #[serde(rename = "stage")]
     pub stages: Vec<StageSpec>,
+}
+
+/// `[score]`: the CLIP model that scores every image a run writes against a prompt (`clip_score` column); a stage's
+/// `min_clip_score` then filters its samples.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreSpec {
+    /// A folder in the `openai/clip-vit-large-patch14` layout (config.json, model.safetensors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// A hub id in the local Hugging Face cache (`texaug model fetch ID` puts it there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What each image is scored against; `{label}` is the source's label (default "a photo of a {label}").
+    #[serde(default = "default_score_prompt")]
+    pub prompt: String,
+}
+
+/// ALIA's and DA-Fusion's class prompt: the score says whether the image still shows its class.
+pub const DEFAULT_SCORE_PROMPT: &str = "a photo of a {label}";
+
+fn default_score_prompt() -> String {
+    DEFAULT_SCORE_PROMPT.into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -348,6 +374,12 @@ pub struct StageSpec {
     pub format: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
+    /// Samples (or a render's views) scoring below this under `[score]` are marked `status = "filtered"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_clip_score: Option<f64>,
+    /// Keep the files of filtered samples (their rows say `filtered` either way).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_filtered: bool,
 }
 
 impl StageSpec {

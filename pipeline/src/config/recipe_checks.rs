@@ -212,6 +212,41 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
             "add [[stage]] with kind = \"style\"",
         );
     }
+    if let Some(score) = &r.score {
+        if score.path.is_some() == score.id.is_some() {
+            at(
+                &[Name("score")],
+                "[score] needs exactly one of `path` or `id`".into(),
+                "write path = \"models/clip-vit-large-patch14\" (a CLIPModel folder) or id = \"openai/clip-vit-large-patch14\"",
+            );
+        }
+    }
+    for (i, s) in r.stages.iter().enumerate() {
+        let p = |k| [Name("stage"), Index(i), Name(k)];
+        if let Some(min) = s.min_clip_score {
+            if !(min.is_finite() && (0.0..=100.0).contains(&min)) {
+                at(
+                    &p("min_clip_score"),
+                    format!("min_clip_score must lie in [0, 100], found {min}"),
+                    "write min_clip_score = 20 (CLIP scores are 100 × cosine similarity)",
+                );
+            }
+            if r.score.is_none() {
+                at(
+                    &p("min_clip_score"),
+                    "`min_clip_score` needs a [score] table naming the CLIP model".into(),
+                    "add [score] with path = \"models/clip\" (or id = \"openai/clip-vit-large-patch14\")",
+                );
+            }
+        }
+        if s.keep_filtered && s.min_clip_score.is_none() {
+            at(
+                &p("keep_filtered"),
+                "`keep_filtered` applies to a stage with `min_clip_score`".into(),
+                "add min_clip_score = 20, or remove keep_filtered",
+            );
+        }
+    }
     let mut names = std::collections::HashSet::new();
     let mut out_render = Vec::new();
     for (i, s) in r.stages.iter().enumerate() {

@@ -152,6 +152,9 @@ fn resolve_paths(r: &mut Recipe, base: &Path) {
             resolve(base, b);
         }
     }
+    if let Some(p) = r.score.as_mut().and_then(|s| s.path.as_mut()) {
+        resolve(base, p);
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 pub const TOP_KEYS: &[&str] = &[
-    "name", "seed", "output", "sources", "model", "devices", "depth", "stage",
+    "name", "seed", "output", "sources", "model", "devices", "depth", "score", "stage",
 ];
+pub const SCORE_KEYS: &[&str] = &["path", "id", "prompt"];
 pub const DEPTH_KEYS: &[&str] = &["estimator", "size", "mean", "std"];
 pub const SOURCES_KEYS: &[&str] = &["manifest", "dir", "label"];
 pub const MODEL_KEYS: &[&str] = &[
@@ -58,6 +59,8 @@ pub const STAGE_KEYS: &[&str] = &[
     "backgrounds",
     "format",
     "quality",
+    "min_clip_score",
+    "keep_filtered",
 ];
 
 /// One step of a key path: a table key or an array index.
@@ -146,6 +149,7 @@ impl<'i> Spans<'i> {
             ("model", MODEL_KEYS),
             ("devices", DEVICES_KEYS),
             ("depth", DEPTH_KEYS),
+            ("score", SCORE_KEYS),
         ] {
             if let Some(t) = root.get(name).and_then(|v| v.get_ref().as_table()) {
                 check_table(file, text, t, &format!("[{name}]"), keys, &mut out);

@@ -193,3 +193,40 @@ fn render_stages_check_their_keys_where_they_are_written() {
         "{err}"
     );
 }
+
+#[test]
+fn the_clip_filter_needs_a_score_model_and_a_score_in_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let filtered = GOOD.replace(
+        "size = 64",
+        "size = 64\nmin_clip_score = 25\nkeep_filtered = true",
+    );
+    let err = load(&write(dir.path(), &filtered)).unwrap_err();
+    assert!(err.to_string().contains("needs a [score] table"), "{err}");
+    let scored = format!("{filtered}[score]\npath = \"clip\"\n");
+    let r = load(&write(dir.path(), &scored)).unwrap();
+    let score = r.recipe.score.unwrap();
+    assert_eq!(score.path, Some(dir.path().join("clip")));
+    assert_eq!(score.prompt, "a photo of a {label}");
+    let bad = scored.replace("min_clip_score = 25", "min_clip_score = 250");
+    let err = load(&write(dir.path(), &bad)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("min_clip_score must lie in [0, 100]"),
+        "{err}"
+    );
+    let both =
+        format!("{filtered}[score]\npath = \"clip\"\nid = \"openai/clip-vit-large-patch14\"\n");
+    let err = load(&write(dir.path(), &both)).unwrap_err();
+    assert!(
+        err.to_string().contains("exactly one of `path` or `id`"),
+        "{err}"
+    );
+    let keep_alone = GOOD.replace("size = 64", "size = 64\nkeep_filtered = true");
+    let err = load(&write(dir.path(), &keep_alone)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("applies to a stage with `min_clip_score`"),
+        "{err}"
+    );
+}

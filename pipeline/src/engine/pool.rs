@@ -175,7 +175,7 @@ pub fn run<W: StageWork>(
                 continue;
             }
             let rows = r.len() as u64;
-            let bad = r.iter().filter(|row| !row.is_ok()).count() as u64;
+            let bad = r.iter().filter(|row| !row.is_done()).count() as u64;
             if let Err(e) = record(r) {
                 ledger_error = Some(e);
                 halt.now();

@@ -15,16 +15,19 @@ use image::RgbaImage;
 use texaug_stages::depth::{DepthEstimator, DepthNormalization};
 use texaug_stages::diffusion::schedulers::SchedulerKind;
 use texaug_stages::job::{
-    memory, prepare, render_and_write, AssetRef, DepthMode, DepthSettings, DepthStage, JobError,
+    memory, prepare, render_mesh, AssetRef, DepthMode, DepthSettings, DepthStage, JobError,
     JobSettings, ModelSize, PreparedJob, Retextured, Stage, WrittenSample, WrittenView,
 };
 use texaug_stages::source::MeshAsset;
 
+use rayon::prelude::*;
+
 use super::render_work::{render_stages, RenderStage};
+use super::scoring::Scoring;
 
 use super::work::{Prepared, StageWork};
 use crate::config::recipe::{
-    estimator_hub_id_refusal, DepthSpec, StageKind, StageSpec, DEFAULT_AZIMUTHS,
+    estimator_hub_id_refusal, DepthSpec, ScoreSpec, StageKind, StageSpec, DEFAULT_AZIMUTHS,
     DEFAULT_CONDITIONING_SCALE, DEFAULT_GUTTER, DEFAULT_SHARPNESS,
 };
 use crate::output::disk::{fault_before_write, OutputUnwritable};
@@ -42,6 +45,8 @@ pub struct RecipeStages {
     unwritable: Mutex<HashMap<String, OutputUnwritable>>,
     /// The render settings of the render stages, by stage index.
     renders: Vec<Option<RenderStage>>,
+    /// `[score]`: the model every written image is scored with.
+    scoring: Option<Scoring>,
 }
 
 /// What a prepared job carries to its finish, and how long its preparation took.
@@ -118,6 +123,7 @@ impl RecipeStages {
         output: PathBuf,
         stages: Vec<StageSpec>,
         depth: Option<&DepthSpec>,
+        score: Option<&ScoreSpec>,
     ) -> anyhow::Result<RecipeStages> {
         if let Some(id) = depth.and_then(DepthSpec::estimator_hub_id) {
             anyhow::bail!(estimator_hub_id_refusal(id));
@@ -132,6 +138,7 @@ impl RecipeStages {
             profile: std::env::var_os("TEXAUG_PROFILE").is_some_and(|v| v == "1"),
             unwritable: Mutex::new(HashMap::new()),
             renders: render_stages(&stages)?,
+            scoring: score.map(Scoring::load).transpose()?,
             stages,
         })
     }
@@ -165,54 +172,80 @@ impl RecipeStages {
         })
     }
 
-    /// Renders `asset` (with `replaced` textures) as `job`'s render stage says, each view into its sample folder.
+    /// Renders `asset` (with `replaced` textures) as `job`'s render stage says, scores each view when the run
+    /// scores, and writes each into its sample folder (a view filtered out is written only when its stage keeps
+    /// filtered samples).
     fn render(
         &self,
         job: &Job,
         asset: &MeshAsset,
         replaced: &[(usize, RgbaImage)],
-    ) -> Result<Vec<WrittenView>, JobError> {
+    ) -> Result<Vec<WrittenView>, String> {
         let Some(render) = &job.render else {
             return Ok(Vec::new());
         };
-        let Some(Some(stage)) = self.renders.get(render.stage_index) else {
+        let (Some(Some(stage)), Some(spec)) = (
+            self.renders.get(render.stage_index),
+            self.stages.get(render.stage_index),
+        ) else {
             return Ok(Vec::new());
         };
-        let dir_of = |i: u32| {
-            let id = render.view_ids.get(i as usize).map_or("", String::as_str);
-            sample_dir(&self.output, id)
+        let Some(first) = render.view_ids.first() else {
+            return Ok(Vec::new());
         };
-        if let Some(first) = render.view_ids.first() {
-            fault_before_write(&sample_dir(&self.output, first)).map_err(|source| {
-                JobError::Write {
-                    path: sample_dir(&self.output, first),
-                    source,
-                }
-            })?;
-        }
+        let first_dir = sample_dir(&self.output, first);
         let mut settings = stage.settings.clone();
         settings.views = render.view_ids.len() as u32;
-        let written = render_and_write(
-            asset,
-            replaced,
-            &settings,
-            render.seed,
-            stage.format,
-            &dir_of,
-        );
-        if let (Err(e), Some(first)) = (&written, render.view_ids.first()) {
+        let frames =
+            render_mesh(asset, replaced, &settings, render.seed).map_err(|e| e.to_string())?;
+        let scores = match &self.scoring {
+            Some(scoring) => {
+                let images: Vec<RgbImage> = frames.iter().map(|f| f.view.rgb.clone()).collect();
+                Some(scoring.score(&images, &job.source)?)
+            }
+            None => None,
+        };
+        let written: Result<Vec<WrittenView>, JobError> = fault_before_write(&first_dir)
+            .map_err(|source| JobError::Write {
+                path: first_dir.clone(),
+                source,
+            })
+            .and_then(|_| {
+                frames
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, frame)| {
+                        let score = scores.as_ref().map(|s| s[i]);
+                        let filtered = is_filtered(spec, score);
+                        let index = i as u32;
+                        let mut view = if filtered && !spec.keep_filtered {
+                            frame.unwritten(index)
+                        } else {
+                            let dir = sample_dir(&self.output, &render.view_ids[i]);
+                            frame.write(&dir, index, stage.format)?
+                        };
+                        view.clip_score = score;
+                        view.filtered = filtered;
+                        Ok(view)
+                    })
+                    .collect()
+            });
+        if let Err(e) = &written {
             let what = format!("the views of sample {}", job.sample_id);
-            if let Some(stop) =
-                OutputUnwritable::classify(e, what, &sample_dir(&self.output, first))
-            {
+            if let Some(stop) = OutputUnwritable::classify(e, what, &first_dir) {
                 self.unwritable
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(first.clone(), stop);
             }
         }
-        written
+        written.map_err(|e| e.to_string())
     }
+}
+
+/// Whether a score falls below the stage's `min_clip_score`.
+fn is_filtered(stage: &StageSpec, score: Option<f64>) -> bool {
+    matches!((stage.min_clip_score, score), (Some(min), Some(s)) if s < min)
 }
 
 impl StageWork for RecipeStages {
@@ -265,42 +298,61 @@ impl StageWork for RecipeStages {
         let prepared = match state.work {
             JobWork::Retexture(p) => p,
             JobWork::RenderSource(mesh) => {
-                return self
-                    .render(job, &mesh, &[])
-                    .map(|rendered| WrittenSample {
-                        rendered,
-                        ..WrittenSample::default()
-                    })
-                    .map_err(|e| e.to_string());
+                return self.render(job, &mesh, &[]).map(|rendered| WrittenSample {
+                    rendered,
+                    ..WrittenSample::default()
+                });
             }
         };
         let dir = sample_dir(&self.output, &job.sample_id);
-        let written = prepared.complete(outputs).and_then(|done| {
-            let written = fault_before_write(&dir)
-                .map_err(|source| JobError::Write {
-                    path: dir.clone(),
-                    source,
-                })
-                .and_then(|_| done.write(&dir));
-            if let Err(e) = &written {
-                let what = format!("the files of sample {}", job.sample_id);
-                if let Some(stop) = OutputUnwritable::classify(e, what, &dir) {
-                    self.unwritable
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(job.sample_id.clone(), stop);
-                }
+        let done = prepared.complete(outputs).map_err(|e| e.to_string())?;
+        let score = match (&self.scoring, &done) {
+            (Some(scoring), Retextured::Image { image, .. }) => {
+                let rgb = image::DynamicImage::ImageRgba8(image.clone()).to_rgb8();
+                scoring.score(&[rgb], &job.source)?.first().copied()
             }
-            let mut written = written?;
-            // The sample stands on its own; a render that fails fails its views' rows, not the sample's.
-            if let Retextured::Mesh(m) = &done {
-                match self.render(job, &m.asset, &m.textures) {
-                    Ok(views) => written.rendered = views,
-                    Err(e) => written.render_error = Some(e.to_string()),
-                }
+            _ => None,
+        };
+        let spec = self.stages.get(job.stage_index);
+        let filtered = spec.is_some_and(|s| is_filtered(s, score));
+        if filtered && !spec.is_some_and(|s| s.keep_filtered) {
+            let (width, height) = match &done {
+                Retextured::Image { image, .. } => image.dimensions(),
+                Retextured::Mesh(_) => (0, 0),
+            };
+            return Ok(WrittenSample {
+                width,
+                height,
+                clip_score: score,
+                filtered,
+                ..WrittenSample::default()
+            });
+        }
+        let written = fault_before_write(&dir)
+            .map_err(|source| JobError::Write {
+                path: dir.clone(),
+                source,
+            })
+            .and_then(|_| done.write(&dir));
+        if let Err(e) = &written {
+            let what = format!("the files of sample {}", job.sample_id);
+            if let Some(stop) = OutputUnwritable::classify(e, what, &dir) {
+                self.unwritable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(job.sample_id.clone(), stop);
             }
-            Ok(written)
-        });
+        }
+        let mut written = written.map_err(|e| e.to_string())?;
+        written.clip_score = score;
+        written.filtered = filtered;
+        // The sample stands on its own; a render that fails fails its views' rows, not the sample's.
+        if let Retextured::Mesh(m) = &done {
+            match self.render(job, &m.asset, &m.textures) {
+                Ok(views) => written.rendered = views,
+                Err(e) => written.render_error = Some(e),
+            }
+        }
         // A failed sample leaves no files (`Retextured::write` removes its folder; nothing before it writes one):
         // its row says why, and a resumed run starts it afresh.
         if self.profile {
@@ -311,6 +363,6 @@ impl StageWork for RecipeStages {
                 t0.elapsed().as_secs_f64() * 1e3,
             );
         }
-        written.map_err(|e| e.to_string())
+        Ok(written)
     }
 }

@@ -59,7 +59,7 @@ fn read_journal_located(path: &Path) -> Result<(Vec<(SampleRecord, Entry)>, u64)
                 let entry = Entry {
                     offset: valid_len,
                     len: line.len() as u64,
-                    ok: r.is_ok(),
+                    ok: r.is_done(),
                 };
                 records.push((r, entry));
                 valid_len += line.len() as u64 + 1;
@@ -248,7 +248,7 @@ impl Ledger {
             let entry = Entry {
                 offset: self.journal_len + start,
                 len,
-                ok: record.is_ok(),
+                ok: record.is_done(),
             };
             self.index.insert(record.sample_id, entry);
             self.unsaved += 1;

@@ -54,7 +54,7 @@ pub fn dedupe(inputs: Vec<(usize, Vec<SampleRecord>)>) -> (Kept, BTreeMap<String
             match out.get(&r.sample_id) {
                 Some((_, kept)) => {
                     *repeated.entry(r.sample_id.clone()).or_insert(1) += 1;
-                    if kept.is_ok() || !r.is_ok() {
+                    if kept.is_done() || !r.is_done() {
                         continue;
                     }
                     out.insert(r.sample_id.clone(), (i, r));
@@ -181,7 +181,7 @@ pub fn merge(
     }
     let missing = checked.as_ref().map_or(0, |(c, _)| c.missing_count());
     let samples = kept.len();
-    let ok = kept.values().filter(|(_, r)| r.is_ok()).count();
+    let ok = kept.values().filter(|(_, r)| r.is_done()).count();
     let result = build(inputs, kept, &stage, copy, missing);
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&stage);
@@ -216,7 +216,10 @@ fn build(inputs: &[PathBuf], kept: Kept, stage: &Path, copy: bool, missing: usiz
     // Linking is one metadata call per file: in parallel, as a shared file system serves many at once.
     let ok: Vec<(&String, usize)> = kept
         .iter()
-        .filter(|(_, (_, r))| r.is_ok())
+        // A filtered sample has files only when its stage kept them.
+        .filter(|(id, (i, r))| {
+            r.is_ok() || (r.is_filtered() && sample_dir(&inputs[*i], id).is_dir())
+        })
         .map(|(id, (i, _))| (id, *i))
         .collect();
     ok.par_iter().try_for_each(|&(id, i)| -> Result<()> {

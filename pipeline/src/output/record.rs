@@ -41,7 +41,7 @@ pub struct SampleRecord {
     pub duration_ms: i64,
     /// The rest of its wall time: waiting for a device, its batch or a finish thread (absent in older journals).
     pub queue_ms: Option<i64>,
-    /// "ok" or "failed".
+    /// "ok", "failed", or "filtered" (below its stage's `min_clip_score`).
     pub status: String,
     pub error: Option<String>,
     pub texaug_version: String,
@@ -63,12 +63,24 @@ pub struct SampleRecord {
     pub camera: Option<String>,
     /// Render rows: what lies behind the object ("#rrggbb" or "image:<n>").
     pub background: Option<String>,
+    /// With `[score]`: 100 × the CLIP cosine similarity of the image and the score prompt (torchmetrics' CLIPScore).
+    pub clip_score: Option<f64>,
 }
 }
 
 impl SampleRecord {
     pub fn is_ok(&self) -> bool {
         self.status == "ok"
+    }
+
+    /// Below its stage's `min_clip_score`: done, not to be made again, not part of the training set.
+    pub fn is_filtered(&self) -> bool {
+        self.status == "filtered"
+    }
+
+    /// Made, ok or filtered: a resumed run does not make it again, a merge does not call it missing.
+    pub fn is_done(&self) -> bool {
+        self.is_ok() || self.is_filtered()
     }
 }
 
@@ -122,7 +134,21 @@ pub(crate) mod tests {
             bbox_h: None,
             camera: None,
             background: None,
+            clip_score: None,
         }
+    }
+
+    #[test]
+    fn a_manifest_of_an_earlier_texaug_reads_its_missing_optional_columns_as_none() {
+        let rows = vec![record("a", "ok")];
+        let df = SampleRecord::to_dataframe(&rows).unwrap();
+        let older = df.drop_many(["clip_score", "camera", "bbox_x", "queue_ms"]);
+        let back = SampleRecord::from_dataframe(&older).unwrap();
+        assert_eq!(back[0].queue_ms, None);
+        assert_eq!(back[0].sample_id, "a");
+        let broken = df.drop("sample_id").unwrap();
+        let err = SampleRecord::from_dataframe(&broken).unwrap_err();
+        assert!(err.to_string().contains("no column sample_id"), "{err}");
     }
 
     #[test]

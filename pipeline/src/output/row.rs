@@ -91,6 +91,7 @@ impl SampleRecord {
             bbox_h: None,
             camera: None,
             background: None,
+            clip_score: None,
         }
     }
 
@@ -120,12 +121,14 @@ impl SampleRecord {
         let rel = |file: &String| sample_rel_file(&job.sample_id, file);
         let textures: Vec<String> = written.textures.iter().map(rel).collect();
         SampleRecord {
+            status: if written.filtered { "filtered" } else { "ok" }.into(),
+            clip_score: written.clip_score,
             width: Some(i64::from(written.width)),
             height: Some(i64::from(written.height)),
             image_path: written.image.as_ref().map(rel),
             texture_path: (!textures.is_empty()).then(|| textures.join(";")),
             asset_path: written.asset.as_ref().map(rel),
-            output_sha256: Some(written.sha256.clone()),
+            output_sha256: (!written.sha256.is_empty()).then(|| written.sha256.clone()),
             depth_source: written.depth_source.map(|d| d.as_str().to_string()),
             views: written.views.map(|v| v as i64),
             coverage: written.coverage,
@@ -218,14 +221,16 @@ fn view_row(
             ..base
         },
         Ok(v) => {
-            let rel = |file: &String| sample_rel_file(id, file);
+            let rel = |file: &Option<String>| file.as_ref().map(|f| sample_rel_file(id, f));
             let bbox = |k: usize| v.bbox.map(|b| i64::from(b[k]));
             SampleRecord {
+                status: if v.filtered { "filtered" } else { "ok" }.into(),
+                clip_score: v.clip_score,
                 width: Some(i64::from(v.width)),
                 height: Some(i64::from(v.height)),
-                image_path: Some(rel(&v.image)),
-                mask_path: Some(rel(&v.mask)),
-                depth_path: Some(rel(&v.depth)),
+                image_path: rel(&v.image),
+                mask_path: rel(&v.mask),
+                depth_path: rel(&v.depth),
                 depth_scale_m: v.depth_scale_m,
                 bbox_x: bbox(0),
                 bbox_y: bbox(1),
@@ -233,7 +238,7 @@ fn view_row(
                 bbox_h: bbox(3),
                 camera: Some(v.camera.clone()),
                 background: Some(v.background.clone()),
-                output_sha256: Some(v.sha256.clone()),
+                output_sha256: (!v.sha256.is_empty()).then(|| v.sha256.clone()),
                 duration_ms: whole_ms(v.render_ms),
                 ..base
             }

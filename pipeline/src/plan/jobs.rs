@@ -395,8 +395,11 @@ mod tests {
                 backgrounds: None,
                 format: None,
                 quality: None,
+                min_clip_score: None,
+                keep_filtered: false,
             }],
             depth: None,
+            score: None,
         }
     }
 

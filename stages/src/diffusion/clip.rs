@@ -1,18 +1,30 @@
 //! CLIP text encoder as transformers' `CLIPTextModel`: token + position embeddings, pre-norm transformer layers
-//! under a causal mask, final layer norm. Stable Diffusion conditions on the last hidden state.
+//! under a causal mask, final layer norm. Stable Diffusion conditions on the last hidden state. The encoder layer
+//! is shared with the CLIP vision tower of the scorer (`score/clip_vision.rs`), which runs it unmasked.
 
 use super::attention::multi_head_attention;
 use super::config::ClipTextConfig;
 use super::unet::{check_shape, InputError};
 use tch::{nn, nn::Module, Tensor};
 
-/// The two activations CLIP text configs use.
+/// The two activations CLIP configs use (text and vision towers alike).
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Activation {
+pub(crate) enum Activation {
     /// `x * sigmoid(1.702 x)`, OpenAI CLIP (SD 1.x).
     QuickGelu,
     /// Exact (erf) GELU, OpenCLIP (SD 2.x).
     Gelu,
+}
+
+impl Activation {
+    /// An unknown name falls back to quick GELU; the configs' `validate` rejects it before any build.
+    pub(crate) fn from_name(hidden_act: &str) -> Self {
+        if hidden_act == "gelu" {
+            Activation::Gelu
+        } else {
+            Activation::QuickGelu
+        }
+    }
 }
 
 impl Module for Activation {
@@ -24,7 +36,7 @@ impl Module for Activation {
     }
 }
 
-fn layer_norm(vs: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
+pub(crate) fn layer_norm(vs: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
     nn::layer_norm(
         vs,
         vec![dim],
@@ -35,9 +47,19 @@ fn layer_norm(vs: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
     )
 }
 
+/// The sizes of one `CLIPEncoderLayer`; the text and vision towers build the same layer from their configs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EncoderDims {
+    pub hidden_size: i64,
+    pub intermediate_size: i64,
+    pub num_attention_heads: i64,
+    pub layer_norm_eps: f64,
+    pub act: Activation,
+}
+
 /// `CLIPEncoderLayer`: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`.
 #[derive(Debug)]
-struct EncoderLayer {
+pub(crate) struct EncoderLayer {
     layer_norm1: nn::LayerNorm,
     q_proj: nn::Linear,
     k_proj: nn::Linear,
@@ -52,26 +74,45 @@ struct EncoderLayer {
 
 impl EncoderLayer {
     fn new(vs: nn::Path, cfg: &ClipTextConfig, act: Activation) -> Self {
-        let d = cfg.hidden_size;
+        Self::with_dims(
+            vs,
+            EncoderDims {
+                hidden_size: cfg.hidden_size,
+                intermediate_size: cfg.intermediate_size,
+                num_attention_heads: cfg.num_attention_heads,
+                layer_norm_eps: cfg.layer_norm_eps,
+                act,
+            },
+        )
+    }
+
+    pub(crate) fn with_dims(vs: nn::Path, dims: EncoderDims) -> Self {
+        let d = dims.hidden_size;
+        let eps = dims.layer_norm_eps;
         let attn = &vs / "self_attn";
         let mlp = &vs / "mlp";
         let lin = |p: nn::Path, i, o| nn::linear(p, i, o, Default::default());
         EncoderLayer {
-            layer_norm1: layer_norm(&vs / "layer_norm1", d, cfg.layer_norm_eps),
+            layer_norm1: layer_norm(&vs / "layer_norm1", d, eps),
             q_proj: lin(&attn / "q_proj", d, d),
             k_proj: lin(&attn / "k_proj", d, d),
             v_proj: lin(&attn / "v_proj", d, d),
             out_proj: lin(&attn / "out_proj", d, d),
-            layer_norm2: layer_norm(&vs / "layer_norm2", d, cfg.layer_norm_eps),
-            fc1: lin(&mlp / "fc1", d, cfg.intermediate_size),
-            fc2: lin(&mlp / "fc2", cfg.intermediate_size, d),
-            heads: cfg.num_attention_heads,
-            act,
+            layer_norm2: layer_norm(&vs / "layer_norm2", d, eps),
+            fc1: lin(&mlp / "fc1", d, dims.intermediate_size),
+            fc2: lin(&mlp / "fc2", dims.intermediate_size, d),
+            heads: dims.num_attention_heads,
+            act: dims.act,
         }
     }
 
-    /// `[b, n, d]` → `[b, n, d]`.
+    /// `[b, n, d]` → `[b, n, d]` under the text tower's causal mask.
     fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_masked(x, true)
+    }
+
+    /// `[b, n, d]` → `[b, n, d]`; the vision tower attends without a mask (`causal` false).
+    pub(crate) fn forward_masked(&self, x: &Tensor, causal: bool) -> Tensor {
         let h = self.layer_norm1.forward(x);
         let (q, k, v) = (
             self.q_proj.forward(&h),
@@ -80,7 +121,7 @@ impl EncoderLayer {
         );
         let x = self
             .out_proj
-            .forward(&multi_head_attention(&q, &k, &v, self.heads, true, false))
+            .forward(&multi_head_attention(&q, &k, &v, self.heads, causal, false))
             + x;
         let h = self
             .act
@@ -113,11 +154,7 @@ impl ClipTextTransformer {
     pub fn new_at(vs: nn::Path, cfg: &ClipTextConfig) -> Self {
         let tm = vs;
         let emb = &tm / "embeddings";
-        let act = if cfg.hidden_act == "gelu" {
-            Activation::Gelu
-        } else {
-            Activation::QuickGelu
-        };
+        let act = Activation::from_name(&cfg.hidden_act);
         let layers_vs = &tm / "encoder" / "layers";
         ClipTextTransformer {
             token_embedding: nn::embedding(

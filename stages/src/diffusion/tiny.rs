@@ -55,7 +55,7 @@ impl FromStr for TinyKind {
 const TINY_MERGES: usize = 800;
 const DIFFUSERS_VERSION: &str = "0.36.0";
 
-fn write_json(path: &Path, v: &Value) -> Result<(), DiffusionError> {
+pub(crate) fn write_json(path: &Path, v: &Value) -> Result<(), DiffusionError> {
     let text = serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
     std::fs::write(path, text).map_err(|source| DiffusionError::Io {
         path: path.to_path_buf(),
@@ -301,6 +301,15 @@ pub fn init_tiny(
     vocab_gz: &Path,
     seed: u64,
 ) -> Result<(), DiffusionError> {
+    write_into_place(out, |tmp| write_pipeline(kind, tmp, vocab_gz, seed))
+}
+
+/// Runs `write` on an empty temporary folder beside `out`, then renames it to `out` (an existing `out` is
+/// replaced only once the new one is complete).
+pub(crate) fn write_into_place<E: From<DiffusionError>>(
+    out: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -315,7 +324,7 @@ pub fn init_tiny(
         let _ = std::fs::remove_dir_all(&tmp);
     }
     mkdir(&tmp)?;
-    if let Err(e) = write_pipeline(kind, &tmp, vocab_gz, seed) {
+    if let Err(e) = write(&tmp) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }

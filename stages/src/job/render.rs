@@ -51,10 +51,11 @@ pub struct WrittenView {
     pub index: u32,
     pub width: u32,
     pub height: u32,
-    pub image: String,
-    pub mask: String,
-    pub depth: String,
-    /// sha256 of the image file.
+    /// The files; `None` for a view filtered out by its score and not kept.
+    pub image: Option<String>,
+    pub mask: Option<String>,
+    pub depth: Option<String>,
+    /// sha256 of the image file (empty for a view not kept).
     pub sha256: String,
     /// Metres per unit of the 16-bit depth image (0 = background); `None` when the object is out of view.
     pub depth_scale_m: Option<f64>,
@@ -64,6 +65,10 @@ pub struct WrittenView {
     pub camera: String,
     pub background: String,
     pub render_ms: f64,
+    /// The view's quality score, when the run scores (see the pipeline's `[score]`).
+    pub clip_score: Option<f64>,
+    /// Below its stage's `min_clip_score`.
+    pub filtered: bool,
 }
 
 /// Every base-color texture of `asset` by slot, `replaced` (slot, texels) taking the place of the asset's own.
@@ -152,6 +157,27 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), JobError> {
 }
 
 impl RenderedFrame {
+    /// The view's record without its files: a view filtered out and not kept.
+    pub fn unwritten(&self, index: u32) -> WrittenView {
+        let v = &self.view;
+        WrittenView {
+            index,
+            width: v.rgb.width(),
+            height: v.rgb.height(),
+            image: None,
+            mask: None,
+            depth: None,
+            sha256: String::new(),
+            depth_scale_m: v.depth_u16().1,
+            bbox: mask_box(&v.mask),
+            camera: v.camera.pose_json(),
+            background: self.background.clone(),
+            render_ms: self.render_ms,
+            clip_score: None,
+            filtered: false,
+        }
+    }
+
     /// Writes the view into `dir` (created): its image, mask and 16-bit depth. On any error `dir` is removed.
     pub fn write(
         &self,
@@ -216,15 +242,17 @@ impl RenderedFrame {
             index,
             width: size.0,
             height: size.1,
-            image: image_name.into(),
-            mask: MASK_FILE.into(),
-            depth: DEPTH_FILE.into(),
+            image: Some(image_name.into()),
+            mask: Some(MASK_FILE.into()),
+            depth: Some(DEPTH_FILE.into()),
             sha256: files::sha256_hex(&image),
             depth_scale_m,
             bbox: mask_box(&v.mask),
             camera: v.camera.pose_json(),
             background: self.background.clone(),
             render_ms: self.render_ms,
+            clip_score: None,
+            filtered: false,
         })
     }
 }

@@ -29,6 +29,10 @@ pub struct WrittenSample {
     pub rendered: Vec<WrittenView>,
     /// Why the render failed, when the sample itself was written.
     pub render_error: Option<String>,
+    /// The image's quality score, when the run scores (see the pipeline's `[score]`).
+    pub clip_score: Option<f64>,
+    /// Below its stage's `min_clip_score` (its files are written only when the stage keeps filtered samples).
+    pub filtered: bool,
 }
 
 pub const IMAGE_FILE: &str = "image.png";
