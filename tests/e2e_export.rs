@@ -27,22 +27,8 @@ fn run_output(dir: &Path) -> PathBuf {
     )
     .unwrap();
     let recipe = recipe_head("export", 3, "out", &manifest, tiny_model(), Some(2))
-        + r#"[[stage]]
-kind = "style"
-prompts = ["a {label} made of wood"]
-strength = 0.7
-steps = 2
-variants = 1
-size = 64
-
-[[stage]]
-kind = "render"
-after = "style"
-views = 3
-size = 48
-elevation = [10, 40]
-background = "random"
-
+        + &style_then_render("background = \"random\"")
+        + r#"
 [[stage]]
 kind = "render"
 name = "source-views"

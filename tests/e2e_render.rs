@@ -27,23 +27,8 @@ fn setup(dir: &Path) -> PathBuf {
     write_png(&bg.join("a.png"), 40, 30, 10);
     write_png(&bg.join("b.png"), 30, 40, 200);
     let recipe = recipe_head("render", 5, "out", &manifest, tiny_model(), Some(2))
-        + r#"[[stage]]
-kind = "style"
-prompts = ["a {label} made of wood"]
-strength = 0.7
-steps = 2
-variants = 1
-size = 64
-
-[[stage]]
-kind = "render"
-after = "style"
-views = 3
-size = 48
-elevation = [10, 40]
-jitter = 10
-background = "random"
-
+        + &style_then_render("jitter = 10\nbackground = \"random\"")
+        + r#"
 [[stage]]
 kind = "render"
 name = "source-views"
@@ -246,14 +231,7 @@ fn a_broken_background_image_stops_the_run_before_anything_is_made_naming_the_fi
     )
     .unwrap();
     let out = d.path().join("out");
-    let o = run(&[
-        "run",
-        recipe.to_str().unwrap(),
-        "--progress",
-        "none",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = try_run_recipe(&recipe, &out, &[]);
     let said = text(&o);
     assert!(!o.status.success(), "{said}");
     assert!(

@@ -149,14 +149,7 @@ fn the_report_links_only_inside_the_output_and_loads_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
     let recipe = setup(dir.path());
     let out = dir.path().join("out");
-    let o = run(&[
-        "run",
-        recipe.to_str().unwrap(),
-        "--progress",
-        "none",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = try_run_recipe(&recipe, &out, &[]);
     assert_eq!(
         o.status.code(),
         Some(2),

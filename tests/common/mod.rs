@@ -18,9 +18,8 @@ pub fn run(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot start texaug {args:?}: {e}"))
 }
 
-/// `texaug run RECIPE --progress none --output OUT` with `extra` arguments; panics with both streams unless it
-/// succeeds, and returns them.
-pub fn run_recipe(recipe: &Path, out: &Path, extra: &[&str]) -> String {
+/// `texaug run RECIPE --progress none --output OUT` with `extra` arguments, whatever its outcome.
+pub fn try_run_recipe(recipe: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "run",
         recipe.to_str().unwrap(),
@@ -30,9 +29,42 @@ pub fn run_recipe(recipe: &Path, out: &Path, extra: &[&str]) -> String {
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let o = run(&args);
-    assert!(o.status.success(), "texaug {args:?}\n{}", text(&o));
+    run(&args)
+}
+
+/// [`try_run_recipe`], panicking with both streams unless it succeeds; returns them.
+pub fn run_recipe(recipe: &Path, out: &Path, extra: &[&str]) -> String {
+    let o = try_run_recipe(recipe, out, extra);
+    assert!(
+        o.status.success(),
+        "texaug run {} {extra:?}\n{}",
+        recipe.display(),
+        text(&o)
+    );
     text(&o)
+}
+
+/// A style stage on the tiny model (one wood variant, two steps) and a render of its meshes (3 views of 48²,
+/// elevation 10–40°) with `render_keys` added: the stages of the render, export and report tests.
+pub fn style_then_render(render_keys: &str) -> String {
+    format!(
+        r#"[[stage]]
+kind = "style"
+prompts = ["a {{label}} made of wood"]
+strength = 0.7
+steps = 2
+variants = 1
+size = 64
+
+[[stage]]
+kind = "render"
+after = "style"
+views = 3
+size = 48
+elevation = [10, 40]
+{render_keys}
+"#
+    )
 }
 
 pub fn text(out: &Output) -> String {

@@ -124,17 +124,7 @@ pub(crate) mod tests {
             texaug_version: "0.1.0".into(),
             views: None,
             coverage: None,
-            parent_sample_id: None,
-            mask_path: None,
-            depth_path: None,
-            depth_scale_m: None,
-            bbox_x: None,
-            bbox_y: None,
-            bbox_w: None,
-            bbox_h: None,
-            camera: None,
-            background: None,
-            clip_score: None,
+            ..SampleRecord::default()
         }
     }
 
