@@ -95,8 +95,8 @@ impl<'i> Spans<'i> {
         (Spans { root }, diags)
     }
 
-    /// The span of the value at `path`, or of the closest existing parent.
-    pub fn span(&self, path: &[Key<'_>]) -> Range<usize> {
+    /// The span of the value at `path` (or of the closest existing parent), and whether the whole path exists.
+    fn lookup(&self, path: &[Key<'_>]) -> (Range<usize>, bool) {
         let mut best = self.root.span();
         let mut table: Option<&DeTable<'_>> = Some(self.root.get_ref());
         let mut value: Option<&Spanned<DeValue<'_>>> = None;
@@ -106,29 +106,24 @@ impl<'i> Spans<'i> {
                 (Key::Index(i), _, Some(v)) => v.get_ref().as_array().and_then(|a| a.get(*i)),
                 _ => None,
             };
-            let Some(next) = next else { break };
+            let Some(next) = next else {
+                return (best, false);
+            };
             best = next.span();
             table = next.get_ref().as_table();
             value = Some(next);
         }
-        best
+        (best, true)
+    }
+
+    /// The span of the value at `path`, or of the closest existing parent.
+    pub fn span(&self, path: &[Key<'_>]) -> Range<usize> {
+        self.lookup(path).0
     }
 
     /// Whether the document writes a value at `path` (not a default serde filled in).
     pub fn has(&self, path: &[Key<'_>]) -> bool {
-        let mut table: Option<&DeTable<'_>> = Some(self.root.get_ref());
-        let mut value: Option<&Spanned<DeValue<'_>>> = None;
-        for key in path {
-            let next = match (key, table, value) {
-                (Key::Name(name), Some(t), _) => t.get(*name),
-                (Key::Index(i), _, Some(v)) => v.get_ref().as_array().and_then(|a| a.get(*i)),
-                _ => None,
-            };
-            let Some(next) = next else { return false };
-            table = next.get_ref().as_table();
-            value = Some(next);
-        }
-        true
+        self.lookup(path).1
     }
 
     /// The span of the key itself at `path` (for "unknown key" and "missing" messages), falling back to the value.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 use super::clip_vision::{ClipVisionConfig, ClipVisionTransformer};
-use super::error::ScoreError;
+use super::error::{read_json, ScoreError};
 use super::preprocess::Preprocess;
 use crate::diffusion::clip::ClipTextTransformer;
 use crate::diffusion::config::ClipTextConfig;
@@ -36,16 +36,7 @@ pub struct ClipModelConfig {
 
 impl ClipModelConfig {
     pub fn from_file(path: &Path) -> Result<Self, ScoreError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScoreError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| ScoreError::Parse {
-            path: path.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
+        let v = read_json(path)?;
         Self::from_json(&v, path)
     }
 

@@ -111,3 +111,17 @@ impl ScoreError {
         }
     }
 }
+
+/// A JSON file of a CLIP folder (`config.json`, `preprocessor_config.json`), a parse error located at its line.
+pub fn read_json(path: &std::path::Path) -> Result<serde_json::Value, ScoreError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ScoreError::Parse {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
+}

@@ -11,7 +11,7 @@ use image::RgbImage;
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
-use super::error::ScoreError;
+use super::error::{read_json, ScoreError};
 
 /// CLIP's normalisation (OpenAI's training statistics), transformers' `OPENAI_CLIP_MEAN` / `OPENAI_CLIP_STD`,
 /// digit for digit as preprocessor configs write them; numpy rounds them to float32 as Rust does.
@@ -55,16 +55,7 @@ impl Preprocess {
 
     /// Reads `preprocessor_config.json`; a key it lacks keeps [`Preprocess::clip`]'s value.
     pub fn from_file(path: &Path, image_size: u32) -> Result<Self, ScoreError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScoreError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| ScoreError::Parse {
-            path: path.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
+        let v = read_json(path)?;
         Self::from_json(&v, image_size).map_err(|(field, message)| {
             ScoreError::field(
                 path,
