@@ -150,11 +150,13 @@ fn validate_says_what_a_file_is_and_what_to_write() {
     let recipe = recipe_with_model(
         dir.path(),
         &manifest,
-        &format!("path = \"{}\"\nkind = \"sdxl\"", file.display()),
+        &format!("path = \"{}\"\nkind = \"sd3\"", file.display()),
     );
     let out = text(&run(&["validate", recipe.to_str().unwrap()]));
     assert!(
-        out.contains("unknown model kind \"sdxl\"") && out.contains("\"sd2-v\""),
+        out.contains("unknown model kind \"sd3\"")
+            && out.contains("\"sd2-v\"")
+            && out.contains("\"sdxl-refiner\""),
         "{out}"
     );
 }

@@ -26,8 +26,18 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-# The tiny models and how their text encoder is stored in a single file.
-MODELS = {"sd1-tiny": "clip", "sd2-tiny": "openclip", "sd2-depth-tiny": "openclip", "sd1-inpaint-tiny": "clip"}
+# The tiny models and how their text encoders are stored in a single file: SD 1's CLIP under
+# `cond_stage_model.transformer.`, SD 2's OpenCLIP under `cond_stage_model.model.`, and SDXL's SGM layout
+# (`xl`: CLIP ViT-L under `conditioner.embedders.0.transformer.`, OpenCLIP bigG under `conditioner.embedders.1.model.`;
+# `xl-refiner`: bigG alone under `conditioner.embedders.0.model.`).
+MODELS = {
+    "sd1-tiny": "clip",
+    "sd2-tiny": "openclip",
+    "sd2-depth-tiny": "openclip",
+    "sd1-inpaint-tiny": "clip",
+    "sdxl-tiny": "xl",
+    "sdxl-refiner-tiny": "xl-refiner",
+}
 
 RESNET_RENAMES = [
     ("norm1", "in_layers.0"),
@@ -59,6 +69,9 @@ def unet_key(name: str, cfg: dict) -> str:
         "conv_in": "input_blocks.0.0",
         "conv_norm_out": "out.0",
         "conv_out": "out.2",
+        # SDXL's text_time embedding (SGM's `label_emb`: Sequential(Linear, SiLU, Linear)).
+        "add_embedding.linear_1": "label_emb.0.0",
+        "add_embedding.linear_2": "label_emb.0.2",
     }
     head2 = ".".join(p[:2])
     if head2 in simple:
@@ -135,58 +148,85 @@ OPENCLIP_LAYER = {
 }
 
 
+def _open_clip_entries(pre: str, comp: str, names: list[str]) -> list[dict]:
+    """open_clip's keys under `pre` for a transformers CLIPTextModel[WithProjection] saved as `comp`."""
+    entries = []
+    for name in names:
+        # transformers 5 saves CLIPTextModel without `text_model.`, CLIPTextModelWithProjection with it
+        inner = name.removeprefix("text_model.")
+        prefix = name[: len(name) - len(inner)]
+        p = inner.split(".")
+        if inner == "embeddings.token_embedding.weight":
+            entries.append(dict(key=pre + "token_embedding.weight", op="same", src=[f"{comp}:{name}"]))
+        elif inner == "embeddings.position_embedding.weight":
+            entries.append(dict(key=pre + "positional_embedding", op="same", src=[f"{comp}:{name}"]))
+        elif p[0] == "final_layer_norm":
+            entries.append(dict(key=pre + f"ln_final.{p[1]}", op="same", src=[f"{comp}:{name}"]))
+        elif name == "text_projection.weight":
+            # open_clip multiplies x @ text_projection: the Linear's weight transposed
+            entries.append(dict(key=pre + "text_projection", op="transpose", src=[f"{comp}:{name}"]))
+        elif p[:2] == ["encoder", "layers"]:
+            i, module, leaf = p[2], ".".join(p[3:-1]), p[-1]
+            block = pre + f"transformer.resblocks.{i}."
+            if module == "self_attn.q_proj":
+                src = [f"{comp}:{prefix}encoder.layers.{i}.self_attn.{x}_proj.{leaf}" for x in "qkv"]
+                entries.append(dict(key=block + f"attn.in_proj_{leaf}", op="cat", src=src))
+            elif module in ("self_attn.k_proj", "self_attn.v_proj"):
+                continue
+            else:
+                entries.append(dict(key=block + f"{OPENCLIP_LAYER[module]}.{leaf}", op="same", src=[f"{comp}:{name}"]))
+        else:
+            raise KeyError(name)
+    return entries
+
+
+def _clip_entries(pre: str, comp: str, names: list[str]) -> list[dict]:
+    return [dict(key=pre + "text_model." + n.removeprefix("text_model."), op="same", src=[f"{comp}:{n}"]) for n in names]
+
+
 def build_recipe(model_dir: Path, text_kind: str) -> list[dict]:
     """The single file's entries: LDM key, op, diffusers sources (as `component:key`)."""
     entries = []
     unet_cfg = json.loads((model_dir / "unet/config.json").read_text())
     vae_cfg = json.loads((model_dir / "vae/config.json").read_text())
-    te_cfg = json.loads((model_dir / "text_encoder/config.json").read_text())
     for name in sorted(load_file(model_dir / "unet/diffusion_pytorch_model.safetensors")):
         entries.append(dict(key="model.diffusion_model." + unet_key(name, unet_cfg), op="same", src=[f"unet:{name}"]))
     for name in sorted(load_file(model_dir / "vae/diffusion_pytorch_model.safetensors")):
         key, squeeze = vae_key(name, vae_cfg)
         entries.append(dict(key="first_stage_model." + key, op="unsqueeze" if squeeze else "same", src=[f"vae:{name}"]))
-    te = sorted(load_file(model_dir / "text_encoder/model.safetensors"))
+    te = lambda comp: sorted(load_file(model_dir / comp / "model.safetensors"))  # noqa: E731
     if text_kind == "clip":
-        for name in te:
-            entries.append(dict(key="cond_stage_model.transformer.text_model." + name, op="same", src=[f"text_encoder:{name}"]))
-    else:
+        entries += _clip_entries("cond_stage_model.transformer.", "text_encoder", te("text_encoder"))
+    elif text_kind == "openclip":
         pre = "cond_stage_model.model."
-        for name in te:
-            p = name.split(".")
-            if name == "embeddings.token_embedding.weight":
-                entries.append(dict(key=pre + "token_embedding.weight", op="same", src=[f"text_encoder:{name}"]))
-            elif name == "embeddings.position_embedding.weight":
-                entries.append(dict(key=pre + "positional_embedding", op="same", src=[f"text_encoder:{name}"]))
-            elif p[0] == "final_layer_norm":
-                entries.append(dict(key=pre + f"ln_final.{p[1]}", op="same", src=[f"text_encoder:{name}"]))
-            elif p[:2] == ["encoder", "layers"]:
-                i, inner, leaf = p[2], ".".join(p[3:-1]), p[-1]
-                block = pre + f"transformer.resblocks.{i}."
-                if inner == "self_attn.q_proj":
-                    src = [f"text_encoder:encoder.layers.{i}.self_attn.{x}_proj.{leaf}" for x in "qkv"]
-                    entries.append(dict(key=block + f"attn.in_proj_{leaf}", op="cat", src=src))
-                elif inner in ("self_attn.k_proj", "self_attn.v_proj"):
-                    continue
-                else:
-                    entries.append(dict(key=block + f"{OPENCLIP_LAYER[inner]}.{leaf}", op="same", src=[f"text_encoder:{name}"]))
-            else:
-                raise KeyError(name)
+        entries += _open_clip_entries(pre, "text_encoder", te("text_encoder"))
         # As in SD 2's real checkpoints: one more block than the config's layers (the penultimate-layer trick
         # drops it) and the text projection, neither used by the UNet's conditioning.
-        last = te_cfg["num_hidden_layers"]
+        last = json.loads((model_dir / "text_encoder/config.json").read_text())["num_hidden_layers"]
         for e in [e for e in entries if ".resblocks.0." in e["key"]]:
             entries.append(dict(e, key=e["key"].replace(".resblocks.0.", f".resblocks.{last}.")))
         entries.append(dict(key=pre + "text_projection", op="same", src=["text_encoder:encoder.layers.0.self_attn.out_proj.weight"]))
+    elif text_kind == "xl":
+        entries += _clip_entries("conditioner.embedders.0.transformer.", "text_encoder", te("text_encoder"))
+        entries += _open_clip_entries("conditioner.embedders.1.model.", "text_encoder_2", te("text_encoder_2"))
+    elif text_kind == "xl-refiner":
+        entries += _open_clip_entries("conditioner.embedders.0.model.", "text_encoder_2", te("text_encoder_2"))
+    else:
+        raise ValueError(text_kind)
     entries.sort(key=lambda e: e["key"])
     return entries
 
 
 def assemble(model_dir: Path, entries: list[dict]) -> dict[str, torch.Tensor]:
     files = {
-        "unet": load_file(model_dir / "unet/diffusion_pytorch_model.safetensors"),
-        "vae": load_file(model_dir / "vae/diffusion_pytorch_model.safetensors"),
-        "text_encoder": load_file(model_dir / "text_encoder/model.safetensors"),
+        c: load_file(model_dir / c / f)
+        for c, f in (
+            ("unet", "diffusion_pytorch_model.safetensors"),
+            ("vae", "diffusion_pytorch_model.safetensors"),
+            ("text_encoder", "model.safetensors"),
+            ("text_encoder_2", "model.safetensors"),
+        )
+        if (model_dir / c / f).is_file()
     }
     out = {}
     for e in entries:
@@ -195,6 +235,8 @@ def assemble(model_dir: Path, entries: list[dict]) -> dict[str, torch.Tensor]:
             t = srcs[0]
         elif e["op"] == "unsqueeze":
             t = srcs[0][:, :, None, None]
+        elif e["op"] == "transpose":
+            t = srcs[0].T
         else:
             t = torch.cat(srcs, dim=0)
         out[e["key"]] = t.to(torch.float32).contiguous().clone()
@@ -229,19 +271,32 @@ def verify(model_dir: Path, ckpt: Path, text_kind: str) -> int:
         compared += same(comp, sf.state_dict(), ref.state_dict())
 
     checkpoint = load_file(str(ckpt))
-    if text_kind == "clip":
-        assert sfu.is_clip_model(checkpoint)
-        converted = sfu.convert_ldm_clip_checkpoint(checkpoint)
+    if text_kind in ("clip", "openclip"):
+        want = load_file(str(model_dir / "text_encoder/model.safetensors"))
+        if text_kind == "clip":
+            assert sfu.is_clip_model(checkpoint)
+            converted = sfu.convert_ldm_clip_checkpoint(checkpoint)
+        else:
+            assert sfu.is_open_clip_model(checkpoint)
+            converted = sfu.convert_open_clip_checkpoint(None, checkpoint)
+        # transformers 5 names CLIPTextModel's tensors without the `text_model.` prefix.
+        converted = {k.removeprefix("text_model."): v for k, v in converted.items()}
+        layers = json.loads((model_dir / "text_encoder/config.json").read_text())["num_hidden_layers"]
+        # Dropped as diffusers drops them (load_state_dict(strict=False)): the block past the config's layers and
+        # the projection CLIPTextModel does not have.
+        dropped = lambda k: k.startswith(f"encoder.layers.{layers}.") or k == "text_projection.weight"  # noqa: E731
+        return compared + same("text_encoder", converted, want, dropped)
+    # SDXL: each tower converts back with the function diffusers' SDXL loader calls. (Its model-type detection
+    # looks for `resblocks.9`, which three-layer tiny towers lack; texaug tells SDXL by the prefixes.)
+    if text_kind == "xl":
+        te1 = sfu.convert_ldm_clip_checkpoint(checkpoint, remove_prefix="conditioner.embedders.0.transformer.")
+        te1 = {k.removeprefix("text_model."): v for k, v in te1.items()}
+        compared += same("text_encoder", te1, load_file(str(model_dir / "text_encoder/model.safetensors")))
+        prefix = "conditioner.embedders.1.model."
     else:
-        assert sfu.is_open_clip_model(checkpoint)
-        converted = sfu.convert_open_clip_checkpoint(None, checkpoint)
-    # transformers 5 names CLIPTextModel's tensors without the `text_model.` prefix.
-    converted = {k.removeprefix("text_model."): v for k, v in converted.items()}
-    layers = json.loads((model_dir / "text_encoder/config.json").read_text())["num_hidden_layers"]
-    # Dropped as diffusers drops them (load_state_dict(strict=False)): the block past the config's layers and
-    # the projection CLIPTextModel does not have.
-    dropped = lambda k: k.startswith(f"encoder.layers.{layers}.") or k == "text_projection.weight"  # noqa: E731
-    compared += same("text_encoder", converted, load_file(str(model_dir / "text_encoder/model.safetensors")), dropped)
+        prefix = "conditioner.embedders.0.model."
+    te2 = sfu.convert_open_clip_checkpoint(None, checkpoint, prefix=prefix)
+    compared += same("text_encoder_2", te2, load_file(str(model_dir / "text_encoder_2/model.safetensors")))
     return compared
 
 

@@ -118,6 +118,8 @@ fn settings() -> JobSettings {
         scheduler: None,
         size: ModelSize::Square(32),
         adapters: 0,
+        xl: Default::default(),
+        denoising_start: None,
     }
 }
 
@@ -326,7 +328,8 @@ pub fn checkpoint(data: &[u8]) {
                 "down_blocks.0.attentions.0.proj_in.weight".to_owned(),
                 "mid_block.attentions.0.proj_in.weight".to_owned(),
             ],
-            texaug_stages::diffusion::lora::Network::TextEncoder => {
+            texaug_stages::diffusion::lora::Network::TextEncoder
+            | texaug_stages::diffusion::lora::Network::TextEncoder2 => {
                 vec!["text_model.encoder.layers.0.self_attn.q_proj.weight".to_owned()]
             }
         };

@@ -259,7 +259,7 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Model: a diffusers folder, or a single-file checkpoint (.safetensors in the original SD layout).
+    /// Model: a diffusers folder (SD 1.x, 2.x or SDXL), or a single-file checkpoint (.safetensors in the original SD layout).
     #[arg(long, value_name = "DIR|FILE")]
     pub model: PathBuf,
     /// For a single-file --model: the diffusers folder whose configs and tokenizer it uses (default: texaug's
@@ -309,12 +309,31 @@ pub struct GenerateArgs {
     /// Depth image for a depth-conditioned model.
     #[arg(long, value_name = "D.png")]
     pub depth: Option<PathBuf>,
-    /// ControlNet folder (conditioned on --depth; the model is then SD 1.x).
+    /// ControlNet folder (conditioned on --depth; SD 1.x or SDXL, matching the model).
     #[arg(long, value_name = "DIR")]
     pub controlnet: Option<PathBuf>,
     /// With --controlnet: how strongly the depth steers the result.
     #[arg(long, default_value_t = 1.0)]
     pub conditioning_scale: f64,
+    /// SDXL: the `original_size` micro-condition, HEIGHTxWIDTH (default: the image's size)
+    #[arg(long, value_name = "HxW", help_heading = "SDXL")]
+    pub original_size: Option<String>,
+    /// SDXL: the `target_size` micro-condition, HEIGHTxWIDTH (default: the image's size)
+    #[arg(long, value_name = "HxW", help_heading = "SDXL")]
+    pub target_size: Option<String>,
+    /// SDXL: `crops_coords_top_left`, TOPxLEFT (default 0x0)
+    #[arg(long, value_name = "TxL", help_heading = "SDXL")]
+    pub crop: Option<String>,
+    /// SDXL refiner (requires_aesthetics_score): the aesthetic score conditioned on
+    #[arg(long, default_value_t = 6.0, help_heading = "SDXL")]
+    pub aesthetic_score: f64,
+    /// SDXL refiner: the aesthetic score of the negative (unconditional) pass
+    #[arg(long, default_value_t = 2.5, help_heading = "SDXL")]
+    pub negative_aesthetic_score: f64,
+    /// SDXL: start at this fraction of the schedule from the image's latents without adding noise (a refiner
+    /// continuing a base model's output); --strength is then unused
+    #[arg(long, value_name = "FRACTION", help_heading = "SDXL")]
+    pub denoising_start: Option<f64>,
     /// Inpainting mask at the image's size: white repaints, black keeps (grey: ≥ 128 repaints). Needed by an
     /// inpainting model (9 UNet input channels); a plain model keeps the unmasked part by blending. Strength 1
     /// (the inpainting default in diffusers) starts from pure noise.
@@ -390,6 +409,10 @@ pub enum TinyKindArg {
     Sd2Depth,
     Sd1Inpaint,
     Controlnet,
+    /// SDXL base layout: text_encoder + text_encoder_2 (with projection), tokenizer_2, a text_time UNet.
+    Sdxl,
+    /// The sdxl pipeline with a matching SDXL ControlNet in controlnet/.
+    SdxlControlnet,
     /// A transformers CLIPModel (the scorer's model), not a diffusion pipeline.
     Clip,
 }

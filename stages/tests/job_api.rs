@@ -33,6 +33,8 @@ fn settings(seed: u64) -> JobSettings {
         scheduler: None,
         size: ModelSize::Square(64),
         adapters: 0,
+        xl: Default::default(),
+        denoising_start: None,
     }
 }
 

@@ -5,99 +5,20 @@
 mod common;
 
 use common::fixtures::{fixtures, read_tensors};
-use std::collections::{BTreeSet, HashMap};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use common::networks::{
+    check_within, get, load, load_clip, load_unet_at, load_vae, model_dir, outputs, rel_l2,
+};
+use std::path::PathBuf;
 use tch::{nn, Device, Kind, Tensor};
-use texaug_stages::diffusion::clip::{checkpoint_has_prefix, ClipTextTransformer};
-use texaug_stages::diffusion::config::{AutoencoderKLConfig, ClipTextConfig};
+use texaug_stages::diffusion::config::AutoencoderKLConfig;
 use texaug_stages::diffusion::controlnet::{ControlNetConfig, ControlNetModel};
 use texaug_stages::diffusion::unet::{ControlResiduals, UNet2DConditionModel};
 use texaug_stages::diffusion::unet_config::UNet2DConditionConfig;
-use texaug_stages::diffusion::vae::AutoencoderKL;
 
 const TOLERANCE: f64 = 1e-4;
 
-fn outputs(model: &str) -> HashMap<String, Tensor> {
-    read_tensors(
-        &fixtures()
-            .join("outputs")
-            .join(model)
-            .join("components.safetensors"),
-    )
-}
-
-fn get<'a>(t: &'a HashMap<String, Tensor>, key: &str) -> &'a Tensor {
-    t.get(key)
-        .unwrap_or_else(|| panic!("fixture has no `{key}`"))
-}
-
-/// Tensor names of a safetensors file, from its header alone (the full-size files are gigabytes).
-fn tensor_names(file: &Path) -> BTreeSet<String> {
-    let fail = |e: String| -> ! { panic!("cannot read the header of {}: {e}", file.display()) };
-    let mut f = std::fs::File::open(file).unwrap_or_else(|e| fail(e.to_string()));
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    let mut header = vec![0u8; u64::from_le_bytes(len) as usize];
-    f.read_exact(&mut header)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&header).unwrap_or_else(|e| fail(e.to_string()));
-    map.into_iter()
-        .map(|(k, _)| k)
-        .filter(|k| k != "__metadata__")
-        .collect()
-}
-
-/// Loads `file` into `vs` and checks that the file and the network hold exactly the same tensor names.
-fn load(vs: &mut nn::VarStore, file: PathBuf) {
-    let in_file = tensor_names(&file);
-    let in_net: BTreeSet<String> = vs.variables().into_keys().collect();
-    let missing: Vec<_> = in_net.difference(&in_file).collect();
-    let unused: Vec<_> = in_file.difference(&in_net).collect();
-    assert!(
-        missing.is_empty() && unused.is_empty(),
-        "{}: missing in file {missing:?}, not in network {unused:?}",
-        file.display()
-    );
-    vs.load(&file)
-        .unwrap_or_else(|e| panic!("cannot load {}: {e}", file.display()));
-}
-
-fn rel_l2(got: &Tensor, want: &Tensor) -> f64 {
-    assert_eq!(got.size(), want.size(), "shape");
-    let got = got.to_kind(Kind::Double);
-    let want = want.to_kind(Kind::Double);
-    (&got - &want).norm().double_value(&[]) / want.norm().double_value(&[]).max(1e-30)
-}
-
 fn check(what: &str, got: &Tensor, want: &Tensor) {
-    let e = rel_l2(got, want);
-    eprintln!("{what}: relative L2 error {e:.3e}");
-    assert!(
-        e <= TOLERANCE,
-        "{what}: relative L2 error {e:.3e} > {TOLERANCE:e}"
-    );
-}
-
-fn model_dir(model: &str, part: &str) -> PathBuf {
-    fixtures().join("models").join(model).join(part)
-}
-
-fn load_clip(dir: &Path) -> (nn::VarStore, ClipTextTransformer) {
-    let cfg = ClipTextConfig::from_file(&dir.join("config.json")).unwrap();
-    let file = dir.join("model.safetensors");
-    let names = tensor_names(&file);
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    // transformers 5 saves without the `text_model.` prefix the Hub's checkpoints have
-    let clip = if checkpoint_has_prefix(names.iter().map(String::as_str)) {
-        ClipTextTransformer::new(vs.root(), &cfg)
-    } else {
-        ClipTextTransformer::new_at(vs.root(), &cfg)
-    };
-    load(&mut vs, file);
-    (vs, clip)
+    check_within(what, got, want, TOLERANCE);
 }
 
 fn text_encoder(model: &str) {
@@ -116,14 +37,6 @@ fn load_unet(model: &str) -> (nn::VarStore, UNet2DConditionModel) {
     load_unet_at(&model_dir(model, "unet"))
 }
 
-fn load_unet_at(dir: &Path) -> (nn::VarStore, UNet2DConditionModel) {
-    let cfg = UNet2DConditionConfig::from_file(&dir.join("config.json")).unwrap();
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let unet = UNet2DConditionModel::new(vs.root(), &cfg).unwrap();
-    load(&mut vs, dir.join("diffusion_pytorch_model.safetensors"));
-    (vs, unet)
-}
-
 fn unet(model: &str) {
     let t = outputs(model);
     let (_vs, unet) = load_unet(model);
@@ -139,7 +52,7 @@ fn unet(model: &str) {
                 get(&t, "text_encoder.last_hidden_state"),
             ),
         ] {
-            let got = unet.forward_t(sample, get(&t, ts), ctx, None);
+            let got = unet.forward_t(sample, get(&t, ts), ctx, None, None);
             check(&format!("{model} {out}"), &got, get(&t, out));
         }
         // the f64 entry point gives the same as the tensor one
@@ -150,14 +63,6 @@ fn unet(model: &str) {
             get(&t, "unet.out_t37"),
         );
     });
-}
-
-fn load_vae(dir: &Path) -> (nn::VarStore, AutoencoderKL) {
-    let cfg = AutoencoderKLConfig::from_file(&dir.join("config.json")).unwrap();
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let vae = AutoencoderKL::new(vs.root(), &cfg).unwrap();
-    load(&mut vs, dir.join("diffusion_pytorch_model.safetensors"));
-    (vs, vae)
 }
 
 fn vae(model: &str) {
@@ -240,14 +145,14 @@ fn controlnet_residuals_and_unet_with_control() {
     let ts = get(&t, "controlnet.timestep");
     let scale = get(&t, "controlnet.conditioning_scale").double_value(&[]);
     tch::no_grad(|| {
-        let r = cn.forward(sample, ts, states, get(&t, "controlnet.cond"), scale);
+        let r = cn.forward(sample, ts, states, get(&t, "controlnet.cond"), None, scale);
         assert_eq!(r.down.len(), 4);
         for (i, d) in r.down.iter().enumerate() {
             let key = format!("controlnet.down_{i}");
             check(&key, d, get(&t, &key));
         }
         check("controlnet.mid", &r.mid, get(&t, "controlnet.mid"));
-        let with = unet.forward_t(sample, ts, states, Some(&r));
+        let with = unet.forward_t(sample, ts, states, None, Some(&r));
         check(
             "unet.out_with_control",
             &with,
@@ -260,13 +165,13 @@ fn controlnet_residuals_and_unet_with_control() {
                 .collect(),
             mid: get(&t, "controlnet.mid").shallow_clone(),
         };
-        let with_rec = unet.forward_t(sample, ts, states, Some(&recorded));
+        let with_rec = unet.forward_t(sample, ts, states, None, Some(&recorded));
         check(
             "unet.out_with_control (recorded residuals)",
             &with_rec,
             get(&t, "unet.out_with_control"),
         );
-        let without = unet.forward_t(sample, ts, states, None);
+        let without = unet.forward_t(sample, ts, states, None, None);
         check(
             "unet.out_without_control",
             &without,
@@ -334,6 +239,7 @@ fn fullsize_sd15_sd21() {
                     get(&t, "unet.timestep"),
                     get(&t, "unet.encoder_hidden_states"),
                     None,
+                    None,
                 );
                 check(&format!("{variant} unet"), &out, get(&t, "unet.out"));
             }
@@ -376,6 +282,7 @@ fn sd2_unet_and_vae_in_half_precision() {
                 &low("unet.sample"),
                 get(&t, "unet.timestep_500"),
                 &low("unet.encoder_hidden_states"),
+                None,
                 None,
             );
             assert_eq!(out.kind(), kind);

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::fixtures::fixtures;
-use common::parity::{fixture_request, pipeline_parity};
+use common::parity::{fixture_request, pipeline_parity_within};
 use common::single_file;
 use tch::{Device, Kind, Tensor};
 use texaug_stages::diffusion::img2img::StableDiffusion;
@@ -24,15 +24,25 @@ fn single_file_ref(file: &Path, config: &Path) -> ModelRef {
 }
 
 fn parity_from_single_file(model: &str, pipeline: &str) {
+    parity_from_single_file_within(model, pipeline, 2, 0.25);
+}
+
+fn parity_from_single_file_within(model: &str, pipeline: &str, max: i32, mean: f64) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let file = single_file::write(model, tmp.path(), Kind::Float);
     // Configs only: the weights can come from nowhere but the single file.
     let config = single_file::config_only(model, tmp.path());
     let model_ref = single_file_ref(&file, &config);
-    pipeline_parity(model, pipeline, &|kind| {
-        StableDiffusion::load_ref(&model_ref, Device::Cpu, Kind::Float, Some(kind))
-            .unwrap_or_else(|e| panic!("{model} single file: {e}"))
-    });
+    pipeline_parity_within(
+        model,
+        pipeline,
+        &|kind| {
+            StableDiffusion::load_ref(&model_ref, Device::Cpu, Kind::Float, Some(kind))
+                .unwrap_or_else(|e| panic!("{model} single file: {e}"))
+        },
+        max,
+        mean,
+    );
 }
 
 #[test]
@@ -53,6 +63,27 @@ fn sd2_depth_single_file_gives_diffusers_images() {
 #[test]
 fn inpainting_single_file_gives_diffusers_images() {
     parity_from_single_file("sd1-inpaint-tiny", "inpaint");
+}
+
+/// SDXL base in SGM's layout: CLIP ViT-L under `conditioner.embedders.0.transformer.`, OpenCLIP bigG (with its
+/// transposed `text_projection`) under `conditioner.embedders.1.model.`, `label_emb` for the text_time embedding.
+#[test]
+fn sdxl_single_file_gives_diffusers_images() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = single_file::write("sdxl-tiny", tmp.path(), Kind::Float);
+    let d = SingleFile::open(&file, None).expect("open").detected;
+    assert_eq!(d.kind, Some(CheckpointKind::Sdxl));
+    parity_from_single_file_within("sdxl-tiny", "img2img", 1, 0.01);
+}
+
+/// The SDXL refiner: bigG alone under `conditioner.embedders.0.model.`, five time ids.
+#[test]
+fn sdxl_refiner_single_file_gives_diffusers_images() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = single_file::write("sdxl-refiner-tiny", tmp.path(), Kind::Float);
+    let d = SingleFile::open(&file, None).expect("open").detected;
+    assert_eq!(d.kind, Some(CheckpointKind::SdxlRefiner));
+    parity_from_single_file_within("sdxl-refiner-tiny", "img2img", 1, 0.01);
 }
 
 /// A single file saved in float16 (as most shared checkpoints are) loads into a float32 pipeline: the weights
@@ -203,6 +234,46 @@ fn published_kinds_are_told_from_shapes_as_diffusers_tells_them() {
         .expect("sd2 base")
         .detected;
     assert_eq!((d.kind, d.guessed), (Some(CheckpointKind::Sd2), false));
+    // SDXL (SGM): the prefixes tell base from refiner, the widths agree with them.
+    const XL_TO_K: &str =
+        "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight";
+    const XL_CLIP: &str =
+        "conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight";
+    const XL_BIGG: &str = "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias";
+    const REFINER_BIGG: &str =
+        "conditioner.embedders.0.model.transformer.resblocks.9.mlp.c_proj.bias";
+    let xl = |name: &str, channels: i64, context: i64, text: &[&str]| {
+        let (conv, to_k) = ([320, channels, 3, 3], [640, context]);
+        let mut tensors: Vec<Named> = vec![(IN_CONV, &conv), (XL_TO_K, &to_k)];
+        tensors.extend(text.iter().map(|k| (*k, &[2i64, 2][..])));
+        header_only(tmp.path(), name, &tensors)
+    };
+    let base = xl("sdxl.safetensors", 4, 2048, &[XL_CLIP, XL_BIGG]);
+    let d = SingleFile::open(&base, None).expect("sdxl").detected;
+    assert_eq!(
+        (d.kind, d.context_dim),
+        (Some(CheckpointKind::Sdxl), Some(2048))
+    );
+    let refiner = xl("refiner.safetensors", 4, 1280, &[REFINER_BIGG]);
+    let d = SingleFile::open(&refiner, None).expect("refiner").detected;
+    assert_eq!(d.kind, Some(CheckpointKind::SdxlRefiner));
+    let err = SingleFile::open(&base, Some(CheckpointKind::Sd1))
+        .err()
+        .expect("sd1 on an SDXL file")
+        .to_string();
+    assert!(
+        err.contains("CLIP ViT-L + OpenCLIP bigG (SDXL)") && err.contains("kind = \"sd1\""),
+        "{err}"
+    );
+    let inpaint = xl("sdxl-inpaint.safetensors", 9, 2048, &[XL_CLIP, XL_BIGG]);
+    let err = SingleFile::open(&inpaint, None)
+        .err()
+        .expect("SDXL inpainting")
+        .to_string();
+    assert!(
+        err.contains("9 input channels") && err.contains("SDXL"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -322,7 +393,14 @@ fn a_vae_file_in_the_original_layout_replaces_the_model_vae() {
 fn the_exported_single_file_is_the_one_diffusers_verified() {
     use texaug_stages::diffusion::single_file::export::export_folder;
     let tmp = tempfile::tempdir().expect("tempdir");
-    for model in ["sd1-tiny", "sd2-tiny", "sd2-depth-tiny", "sd1-inpaint-tiny"] {
+    for model in [
+        "sd1-tiny",
+        "sd2-tiny",
+        "sd2-depth-tiny",
+        "sd1-inpaint-tiny",
+        "sdxl-tiny",
+        "sdxl-refiner-tiny",
+    ] {
         let out = tmp.path().join(format!("{model}.safetensors"));
         let n = export_folder(&fixtures().join("models").join(model), &out, None, None)
             .unwrap_or_else(|e| panic!("{model}: {e}"));
@@ -330,16 +408,14 @@ fn the_exported_single_file_is_the_one_diffusers_verified() {
             .expect("read")
             .into_iter()
             .collect();
-        let layers = if model.starts_with("sd1") {
-            None
-        } else {
-            Some(3)
-        };
+        // SD 2's recipe has the block and projection diffusers drops; SDXL's nothing unread.
+        let layers = model.starts_with("sd2").then_some(3);
         let want: Vec<(String, Tensor)> = single_file::assemble(model, Kind::Float)
             .into_iter()
             .filter(|(k, _)| {
-                !k.ends_with("text_projection")
-                    && layers.is_none_or(|l| !k.contains(&format!(".resblocks.{l}.")))
+                layers.is_none_or(|l| {
+                    !k.ends_with("text_projection") && !k.contains(&format!(".resblocks.{l}."))
+                })
             })
             .collect();
         assert_eq!(n, want.len(), "{model}: tensor count");

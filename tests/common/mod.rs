@@ -372,26 +372,31 @@ pub fn planned_ids(recipe: &Path, shard: Option<&str>) -> Vec<String> {
 
 /// (source_id, status, error, sample_id) of every row of a manifest part.
 pub fn records(part: &Path) -> Vec<(String, String, String, String)> {
+    string_rows(part, &["source_id", "status", "error", "sample_id"])
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone()))
+        .collect()
+}
+
+/// The string columns `names` of every row of a manifest part (null as "").
+pub fn string_rows(part: &Path, names: &[&str]) -> Vec<Vec<String>> {
     use polars::prelude::*;
     let df = ParquetReader::new(std::fs::File::open(part).unwrap())
         .finish()
         .unwrap();
-    let col = |n: &str| -> Vec<String> {
-        df.column(n)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|v| v.unwrap_or("").to_string())
-            .collect()
-    };
-    let (s, st, e, id) = (
-        col("source_id"),
-        col("status"),
-        col("error"),
-        col("sample_id"),
-    );
+    let cols: Vec<Vec<String>> = names
+        .iter()
+        .map(|n| {
+            df.column(n)
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .map(|v| v.unwrap_or("").to_string())
+                .collect()
+        })
+        .collect();
     (0..df.height())
-        .map(|i| (s[i].clone(), st[i].clone(), e[i].clone(), id[i].clone()))
+        .map(|i| cols.iter().map(|c| c[i].clone()).collect())
         .collect()
 }

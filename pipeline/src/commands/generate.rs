@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use texaug_stages::diffusion::lora::LoraSpec;
 use texaug_stages::diffusion::model_dir::ModelSource;
 use texaug_stages::diffusion::pipeline_source::ModelRef;
+use texaug_stages::diffusion::request::XlConds;
 use texaug_stages::diffusion::textual_inversion::EmbeddingSpec;
 use texaug_stages::job::{
     prepare, AssetRef, DepthMode, DepthSettings, DepthStage, JobSettings, ModelSize, Retextured,
@@ -30,6 +31,11 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
     }
     if !(args.strength > 0.0 && args.strength <= 1.0) {
         bail!("--strength {} must lie in (0, 1]", args.strength);
+    }
+    if let Some(d) = args.denoising_start {
+        if !(d > 0.0 && d < 1.0) {
+            bail!("--denoising-start {d} must lie in (0, 1) (0.8: the last fifth of the schedule)");
+        }
     }
     let device = DeviceSpec::parse_one(&args.device).map_err(anyhow::Error::msg)?;
     let scheduler = loading::parse_scheduler(args.scheduler.as_deref())?;
@@ -144,6 +150,19 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
         scheduler: None,
         size,
         adapters: 0,
+        xl: XlConds {
+            original_size: args.original_size.as_deref().map(parse_hw).transpose()?,
+            crops_coords_top_left: args
+                .crop
+                .as_deref()
+                .map(parse_hw)
+                .transpose()?
+                .unwrap_or((0, 0)),
+            target_size: args.target_size.as_deref().map(parse_hw).transpose()?,
+            aesthetic_score: args.aesthetic_score,
+            negative_aesthetic_score: args.negative_aesthetic_score,
+        },
+        denoising_start: args.denoising_start,
     };
     let t0 = std::time::Instant::now();
     let prepared = prepare(&asset, &stage, &settings)?;
@@ -162,6 +181,18 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
         t0.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `HxW` (or `H,W`) as SDXL's `(height, width)` pairs take it.
+fn parse_hw(arg: &str) -> Result<(u32, u32)> {
+    let parts: Vec<&str> = arg.split(['x', 'X', ',']).map(str::trim).collect();
+    match parts.as_slice() {
+        [h, w] => match (h.parse(), w.parse()) {
+            (Ok(h), Ok(w)) => Ok((h, w)),
+            _ => bail!("{arg:?} is not HEIGHTxWIDTH in whole pixels (e.g. 1024x768)"),
+        },
+        _ => bail!("{arg:?} is not HEIGHTxWIDTH (e.g. 1024x768)"),
+    }
 }
 
 /// `FILE` or `FILE@SCALE` (the scale after the last `@`, when it is a number).

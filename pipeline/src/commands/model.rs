@@ -26,6 +26,8 @@ pub fn init_tiny(args: InitTinyArgs) -> Result<ExitCode> {
         TinyKindArg::Sd2Depth => TinyKind::Sd2Depth,
         TinyKindArg::Sd1Inpaint => TinyKind::Sd1Inpaint,
         TinyKindArg::Controlnet => TinyKind::ControlNet,
+        TinyKindArg::Sdxl => TinyKind::Sdxl,
+        TinyKindArg::SdxlControlnet => TinyKind::SdxlControlNet,
     };
     let t0 = std::time::Instant::now();
     write_tiny(kind, &args.out, &vocab, args.seed)

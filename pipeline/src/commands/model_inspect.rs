@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use texaug_stages::diffusion::single_file::kind::{
-    CLIP_PREFIX, OPEN_CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX,
+    CLIP_PREFIX, OPEN_CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX, XL_CLIP_PREFIX, XL_OPEN_CLIP_PREFIX,
+    XL_REFINER_OPEN_CLIP_PREFIX,
 };
-use texaug_stages::diffusion::single_file::{builtin, SingleFile, TextLayout};
+use texaug_stages::diffusion::single_file::{builtin, SingleFile};
 use texaug_stages::diffusion::weights::{find_weights, TensorIndex};
 
 use crate::cli::ModelInspectArgs;
@@ -79,19 +80,16 @@ pub fn describe(path: &Path) -> Result<Report> {
             }
             out.push(("unet_in".into(), json!(d.in_channels)));
             out.push(("context_dim".into(), json!(d.context_dim)));
-            out.push((
-                "text_encoder".into(),
-                json!(match d.text {
-                    TextLayout::Clip => "CLIP (SD 1.x)",
-                    TextLayout::OpenClip => "OpenCLIP (SD 2.x)",
-                }),
-            ));
+            out.push(("text_encoder".into(), json!(d.text.describe())));
             let mut params = serde_json::Map::new();
             for (name, prefix) in [
                 ("unet", UNET_PREFIX),
                 ("vae", VAE_PREFIX),
                 ("text_encoder", CLIP_PREFIX),
                 ("text_encoder_open_clip", OPEN_CLIP_PREFIX),
+                ("text_encoder_xl_clip", XL_CLIP_PREFIX),
+                ("text_encoder_xl_open_clip", XL_OPEN_CLIP_PREFIX),
+                ("text_encoder_xl_refiner", XL_REFINER_OPEN_CLIP_PREFIX),
                 ("ema", "model_ema."),
             ] {
                 let n = parameters(&index, prefix);

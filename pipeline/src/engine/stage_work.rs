@@ -13,6 +13,7 @@ use anyhow::Context;
 use image::RgbImage;
 use image::RgbaImage;
 use texaug_stages::depth::{DepthEstimator, DepthNormalization};
+use texaug_stages::diffusion::request::XlConds;
 use texaug_stages::diffusion::schedulers::SchedulerKind;
 use texaug_stages::job::{
     memory, prepare, render_mesh, AssetRef, DepthMode, DepthSettings, DepthStage, JobError,
@@ -97,6 +98,8 @@ pub fn job_settings(job: &Job) -> Result<JobSettings, String> {
         scheduler,
         size: ModelSize::Square(job.size),
         adapters: job.lora_set,
+        xl: XlConds::default(),
+        denoising_start: None,
     })
 }
 

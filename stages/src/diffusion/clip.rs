@@ -203,8 +203,16 @@ impl ClipTextTransformer {
     pub fn forward_layers(&self, input_ids: &Tensor, layers: usize) -> Tensor {
         let n = input_ids.size().last().copied().unwrap_or(0);
         let positions = Tensor::arange(n, (tch::Kind::Int64, input_ids.device())).unsqueeze(0);
-        // [b, n, d]
-        let tokens = match &self.added {
+        let mut h = self.embed_tokens(input_ids) + self.position_embedding.forward(&positions);
+        for layer in self.layers.iter().take(layers) {
+            h = layer.forward(&h);
+        }
+        self.final_layer_norm.forward(&h)
+    }
+
+    /// `[b, n]` ids → `[b, n, d]` token vectors, textual-inversion rows included.
+    fn embed_tokens(&self, input_ids: &Tensor) -> Tensor {
+        match &self.added {
             // The table with the added rows at its end; ids past the vocabulary index into them.
             // Cast here: the store may have been cast to fp16/bf16 after the rows were added.
             Some(added) => Tensor::embedding(
@@ -221,12 +229,40 @@ impl ClipTextTransformer {
                 false,
             ),
             None => self.token_embedding.forward(input_ids),
-        };
-        let mut h = tokens + self.position_embedding.forward(&positions);
-        for layer in self.layers.iter().take(layers) {
-            h = layer.forward(&h);
         }
-        self.final_layer_norm.forward(&h)
+    }
+
+    /// SDXL's view of the encoder: the penultimate layer's output (`hidden_states[-2]`, no final norm) and the
+    /// final-normed state at each row's end-of-text token (transformers' `pooled_output`).
+    pub fn forward_penultimate(&self, input_ids: &Tensor) -> (Tensor, Tensor) {
+        let n = input_ids.size().last().copied().unwrap_or(0);
+        let positions = Tensor::arange(n, (tch::Kind::Int64, input_ids.device())).unsqueeze(0);
+        let mut h = self.embed_tokens(input_ids) + self.position_embedding.forward(&positions);
+        let mut penultimate = h.shallow_clone();
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h);
+            if i + 1 == last {
+                penultimate = h.shallow_clone();
+            }
+        }
+        let last_hidden = self.final_layer_norm.forward(&h);
+        (penultimate, self.pooled(&last_hidden, input_ids))
+    }
+
+    /// `[b, d]`: each row's state at its end-of-text token. Configs with the legacy `eos_token_id` 2 (OpenAI's
+    /// and SDXL's) take the highest id, as transformers does; others the first `eos_token_id`.
+    fn pooled(&self, last_hidden: &Tensor, input_ids: &Tensor) -> Tensor {
+        let at = if self.cfg.eos_token_id == 2 {
+            input_ids.argmax(-1, false)
+        } else {
+            input_ids
+                .eq(self.cfg.eos_token_id)
+                .to_kind(tch::Kind::Int)
+                .argmax(-1, false)
+        };
+        let rows = Tensor::arange(at.size()[0], (tch::Kind::Int64, at.device()));
+        last_hidden.index(&[Some(rows), Some(at)])
     }
 
     /// Checks token ids for [`forward`](Self::forward): `[b, n]` integers, n ≤ `max_position_embeddings`, each

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tch::{nn::VarStore, Device, Kind};
+use tch::{nn, nn::VarStore, Device, Kind};
 
 use super::clip::{checkpoint_has_prefix, ClipTextTransformer};
 use super::config::{AutoencoderKLConfig, ClipTextConfig};
@@ -61,30 +61,65 @@ pub fn text_encoder(
     cfg: &ClipTextConfig,
     device: Device,
 ) -> Result<Loaded<ClipTextTransformer>, DiffusionError> {
+    let (net, _, store) = text_encoder_at(src, "text_encoder", cfg, false, device)?;
+    Ok(Loaded { net, store })
+}
+
+/// The text encoder of `component` (`text_encoder`, or SDXL's `text_encoder_2`) in float32, with its
+/// `text_projection` when `projection` (`CLIPTextModelWithProjection`, keys beside `text_model`).
+pub fn text_encoder_at(
+    src: &PipelineSource,
+    component: &str,
+    cfg: &ClipTextConfig,
+    projection: bool,
+    device: Device,
+) -> Result<(ClipTextTransformer, Option<nn::Linear>, VarStore), DiffusionError> {
     let store = VarStore::new(device);
+    let build_projection = |store: &VarStore| {
+        projection.then(|| {
+            let out = cfg.projection_dim.unwrap_or(cfg.hidden_size);
+            nn::linear(
+                store.root() / "text_projection",
+                cfg.hidden_size,
+                out,
+                nn::LinearConfig {
+                    bias: false,
+                    ..Default::default()
+                },
+            )
+        })
+    };
     // Module construction draws random init values: hold the generator lock so a job drawing its noise
     // on another thread is not disturbed (the values are overwritten by the weights anyway).
-    let net = match &src.weights {
+    let (net, proj) = match &src.weights {
         Weights::Folder(root) => {
-            let index = folder_index(&root.join("text_encoder"), "model", src.variant.as_deref())?;
-            let net = noise::with_rng_lock(|| {
-                if checkpoint_has_prefix(index.names()) {
+            let index = folder_index(&root.join(component), "model", src.variant.as_deref())?;
+            let built = noise::with_rng_lock(|| {
+                let net = if checkpoint_has_prefix(index.names()) {
                     ClipTextTransformer::new(store.root(), cfg)
                 } else {
                     ClipTextTransformer::new_at(store.root(), cfg)
-                }
+                };
+                (net, build_projection(&store))
             });
             weights::load_mapped(&store, &index, |n| vec![Source::same(n)])?;
-            net
+            built
         }
         Weights::SingleFile(file) => {
-            let net = noise::with_rng_lock(|| ClipTextTransformer::new(store.root(), cfg));
+            let built = noise::with_rng_lock(|| {
+                (
+                    ClipTextTransformer::new(store.root(), cfg),
+                    build_projection(&store),
+                )
+            });
             let layout = file.detected.text;
-            weights::load_mapped(&store, &file.index, |n| text_keys::sources(n, layout))?;
-            net
+            weights::load_mapped(&store, &file.index, |n| {
+                text_keys::sources(n, layout, component)
+            })?;
+            built
         }
     };
-    Ok(Loaded { net, store })
+    Ok((net, proj, store))
 }
 
 /// The UNet in float32 ([`finish_text_and_unet`] casts it).
@@ -120,22 +155,28 @@ pub fn unet(
     Ok(Loaded { net, store })
 }
 
-/// Merges the recipe's LoRAs into the text encoder and UNet (still float32), then casts both to `dtype`.
+/// Merges the recipe's LoRAs into the text encoders (each named by its network) and the UNet (still float32),
+/// then casts them all to `dtype`.
 pub fn finish_text_and_unet(
     src: &PipelineSource,
     unet_cfg: &UNet2DConditionConfig,
-    text: &mut Loaded<ClipTextTransformer>,
+    text: &mut [(Network, &mut VarStore)],
     unet: &mut Loaded<UNet2DConditionModel>,
     dtype: Kind,
 ) -> Result<(), DiffusionError> {
     if !src.loras.is_empty() {
         let keys = UNetKeys::new(unet_cfg, false)
             .map_err(|e| e.at(&src.configs.origin("unet/config.json")))?;
-        let loras = lora::read_set(&src.loras, &text.store, &unet.store, &|n| keys.ldm_key(n))?;
-        lora::merge::merge(&text.store, Network::TextEncoder, &loras, None)?;
+        let towers: Vec<(Network, &VarStore)> = text.iter().map(|(n, s)| (*n, &**s)).collect();
+        let loras = lora::read_set(&src.loras, &towers, &unet.store, &|n| keys.ldm_key(n))?;
+        for (network, store) in towers {
+            lora::merge::merge(store, network, &loras, None)?;
+        }
         lora::merge::merge(&unet.store, Network::Unet, &loras, None)?;
     }
-    cast(&mut text.store, dtype);
+    for (_, store) in text.iter_mut() {
+        cast(store, dtype);
+    }
     cast(&mut unet.store, dtype);
     Ok(())
 }

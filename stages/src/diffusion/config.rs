@@ -175,7 +175,6 @@ pub(crate) fn check_groups(groups: i64, channels: &[i64], field: &str) -> Result
 pub(crate) fn check_common(
     act_fn: &str,
     class_embed: Option<&str>,
-    addition_embed: Option<&str>,
     shift: &str,
 ) -> Result<(), ConfigError> {
     if act_fn != "silu" && act_fn != "swish" {
@@ -183,9 +182,6 @@ pub(crate) fn check_common(
     }
     if let Some(t) = class_embed {
         return Err(unsupported("class_embed_type", t));
-    }
-    if let Some(t) = addition_embed {
-        return Err(unsupported("addition_embed_type", t));
     }
     if shift != "default" {
         return Err(unsupported("resnet_time_scale_shift", shift));
@@ -280,7 +276,7 @@ impl AutoencoderKLConfig {
             &self.block_out_channels,
             "norm_num_groups",
         )?;
-        check_common(&self.act_fn, None, None, "default")
+        check_common(&self.act_fn, None, "default")
     }
 }
 

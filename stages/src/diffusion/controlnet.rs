@@ -4,6 +4,7 @@
 use super::config::defaults::{d_3, d_cond_channels, d_rgb};
 use super::config::{parse_json, read_text, unsupported, ConfigError};
 use super::resnet::conv2d;
+use super::text_time::AddedCond;
 use super::unet::{
     check_shape, ControlResiduals, EncoderOutput, InputError, UNet2DConditionModel, UNetEncoder,
 };
@@ -186,6 +187,20 @@ impl ControlNetModel {
                 "use a ControlNet trained for this base model (same down blocks and channels)",
             ));
         }
+        let mine = self
+            .encoder
+            .text_time()
+            .map(|t| (t.time_dim(), t.in_features()));
+        if mine != unet.text_time_dims() {
+            return Err(ConfigError::invalid(
+                "addition_embed_type",
+                format!(
+                    "of the ControlNet (text_time dims {mine:?}) does not match the UNet's ({:?})",
+                    unet.text_time_dims()
+                ),
+                "use an SDXL ControlNet with an SDXL base model and an SD 1/2 ControlNet with SD 1/2",
+            ));
+        }
         Ok(())
     }
 
@@ -214,6 +229,7 @@ impl ControlNetModel {
         timesteps: &Tensor,
         encoder_hidden_states: &Tensor,
         controlnet_cond: &Tensor,
+        added: Option<&AddedCond>,
         conditioning_scale: f64,
     ) -> ControlResiduals {
         let cond = controlnet_cond.to_kind(sample.kind());
@@ -222,7 +238,7 @@ impl ControlNetModel {
         } else {
             cond
         };
-        let temb = self.encoder.time_embed(sample, timesteps);
+        let temb = self.encoder.time_embed(sample, timesteps, added);
         let h = self.encoder.stem(sample) + self.cond_embedding.forward(&cond);
         let context = encoder_hidden_states.to_kind(sample.kind());
         let EncoderOutput { hidden, skips, .. } = self.encoder.down_mid(h, temb, &context);
@@ -269,7 +285,7 @@ mod tests {
         let x = Tensor::randn([2, 4, 8, 8], (Kind::Float, Device::Cpu));
         let ctx = Tensor::randn([2, 7, 32], (Kind::Float, Device::Cpu));
         let cond = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
-        let r = cn.forward(&x, &Tensor::from(500i64), &ctx, &cond, 0.8);
+        let r = cn.forward(&x, &Tensor::from(500i64), &ctx, &cond, None, 0.8);
         let shapes: Vec<Vec<i64>> = r.down.iter().map(Tensor::size).collect();
         assert_eq!(
             shapes,

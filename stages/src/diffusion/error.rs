@@ -82,6 +82,10 @@ pub enum DiffusionError {
          StableDiffusion::attach_controlnet"
     )]
     NoControlNet { model: String },
+    #[error("{path}: not a usable SDXL pipeline: {why}; use the model's own unet, text_encoder and text_encoder_2 folders")]
+    XlShape { path: PathBuf, why: String },
+    #[error("model {model} is SDXL, and texaug does not yet run {what} with SDXL; drop them from the recipe for this model")]
+    XlUnsupported { model: String, what: &'static str },
     #[error(
         "control image {index} is {width}x{height} but the image is {w0}x{h0}; give control images at the \
          output size (got {given} for {requests} requests)"

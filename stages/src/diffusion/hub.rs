@@ -132,8 +132,8 @@ pub fn missing_files(snapshot: &Path, components: &[&str]) -> Vec<String> {
     for c in components {
         let (config, weights_stem) = match *c {
             "scheduler" => ("scheduler_config.json", None),
-            "tokenizer" => ("tokenizer_config.json", None),
-            "text_encoder" => ("config.json", Some("model")),
+            "tokenizer" | "tokenizer_2" => ("tokenizer_config.json", None),
+            "text_encoder" | "text_encoder_2" => ("config.json", Some("model")),
             _ => ("config.json", Some("diffusion_pytorch_model")),
         };
         if !snapshot.join(c).join(config).is_file() {
@@ -279,7 +279,15 @@ pub fn download(
         .info()
         .map_err(|e| fail("(listing the repository)", &e))?;
     let listing: Vec<String> = info.siblings.into_iter().map(|s| s.rfilename).collect();
+    // SDXL's second text encoder (and a refiner's lack of the first) shows in the listing.
+    let listed = |c: &str| listing.iter().any(|f| *f == format!("{c}/config.json"));
     let mut components: Vec<&str> = components.to_vec();
+    if listed("text_encoder_2") {
+        if !listed("text_encoder") {
+            components.retain(|c| !matches!(*c, "text_encoder" | "tokenizer"));
+        }
+        components.extend(["text_encoder_2", "tokenizer_2"]);
+    }
     if listing.iter().any(|f| f.starts_with("controlnet/")) {
         components.push("controlnet");
     }

@@ -16,28 +16,30 @@ use super::controlnet::ControlNetModel;
 use super::model_dir::ModelSource;
 use super::noise;
 use super::pipeline_source::{ModelRef, PipelineSource};
+use super::prompt_encoder::{PromptEmbeds, PromptEncoder};
 use super::schedulers::{Scheduler, SchedulerConfig, SchedulerKind};
 use super::tokenizer::ClipTokenizer;
 use super::unet::UNet2DConditionModel;
 use super::vae::AutoencoderKL;
+use super::xl::XlSettings;
 
 mod cond;
 mod denoise;
+mod text_load;
 
 use super::config::ClipTextConfig;
 pub use super::error::DiffusionError;
 pub use super::image_tensors::{postprocess, DepthMap};
 use super::lora::merge::AdapterState;
-use super::lora::LoraSpec;
+use super::lora::{LoraSpec, Network};
 pub use super::request::{batch_key, t_start, BatchKey, Condition, ConditionKind, Img2ImgRequest};
 use super::single_file::unet_keys::UNetKeys;
 use super::textual_inversion::{self, Embedding, EmbeddingError, EmbeddingSpec};
 use cond::Cond;
 
-/// A loaded pipeline: tokenizer, text encoder, UNet, VAE and the scheduler config.
+/// A loaded pipeline: text encoder(s) with their tokenizers, UNet, VAE and the scheduler config (SD 1/2 or SDXL).
 pub struct StableDiffusion {
-    tokenizer: ClipTokenizer,
-    text_encoder: ClipTextTransformer,
+    text: PromptEncoder,
     unet: UNet2DConditionModel,
     vae: AutoencoderKL,
     vae_cfg: AutoencoderKLConfig,
@@ -45,11 +47,14 @@ pub struct StableDiffusion {
     scheduler_config: SchedulerConfig,
     scheduler_kind: Option<SchedulerKind>,
     controlnet: Option<ControlNetModel>,
+    /// SDXL's conditioning settings (`None`: SD 1/2).
+    xl: Option<XlSettings>,
     /// A stage's LoRAs merged on top of the model's, switched between batches.
     adapters: AdapterState,
     /// Textual-inversion tokens and their vector counts (prompts naming one are expanded).
     embeddings: Vec<(String, usize)>,
-    // The modules hold their tensors through these stores: text encoder, UNet, VAE, then any ControlNet.
+    // The modules hold their tensors through these stores (the text encoders' are in `text`): UNet, VAE, then
+    // any ControlNet.
     _stores: Vec<VarStore>,
     device: Device,
     dtype: Kind,
@@ -125,18 +130,36 @@ impl StableDiffusion {
         let scheduler_config = src.configs.scheduler()?;
         // Fail on a bad scheduler config now rather than at the first job.
         Scheduler::new(&scheduler_config, scheduler)?;
-        let mut tokenizer = src.configs.tokenizer()?;
-        let te_cfg = src.configs.text_encoder()?;
-        let mut text = component_load::text_encoder(src, &te_cfg, device)?;
-        let embeddings = add_embeddings(&src.embeddings, &mut tokenizer, &mut text.net, &te_cfg)?;
         let unet_cfg = src.configs.unet()?;
         let mut unet = component_load::unet(src, &unet_cfg, device)?;
-        component_load::finish_text_and_unet(src, &unet_cfg, &mut text, &mut unet, dtype)?;
+        let (mut text, xl) = text_load::load_text(src, &unet_cfg, device)?;
+        let embeddings = if src.embeddings.is_empty() {
+            Vec::new()
+        } else if xl.is_some() {
+            return Err(DiffusionError::XlUnsupported {
+                model: src.id.clone(),
+                what: "textual-inversion embeddings",
+            });
+        } else {
+            let te_cfg = text.first().net.config().clone();
+            let first = text.first_mut();
+            add_embeddings(
+                &src.embeddings,
+                &mut first.tokenizer,
+                &mut first.net,
+                &te_cfg,
+            )?
+        };
+        let mut text_stores: Vec<(Network, &mut VarStore)> = text
+            .towers
+            .iter_mut()
+            .map(|t| (Network::text(t.component), &mut t.store))
+            .collect();
+        component_load::finish_text_and_unet(src, &unet_cfg, &mut text_stores, &mut unet, dtype)?;
         let (vae_origin, vae_cfg) = component_load::vae_config(src)?;
         let vae = component_load::vae(src, &vae_cfg, &vae_origin, device, dtype)?;
         let mut sd = Self {
-            tokenizer,
-            text_encoder: text.net,
+            text,
             unet: unet.net,
             vae: vae.net,
             vae_cfg,
@@ -144,9 +167,10 @@ impl StableDiffusion {
             scheduler_config,
             scheduler_kind: scheduler,
             controlnet: None,
+            xl,
             adapters: AdapterState::default(),
             embeddings,
-            _stores: vec![text.store, unet.store, vae.store],
+            _stores: vec![unet.store, vae.store],
             device,
             dtype,
             model_id: src.id.clone(),
@@ -155,6 +179,11 @@ impl StableDiffusion {
             sd.attach_controlnet(&dir)?;
         }
         Ok(sd)
+    }
+
+    /// SDXL's conditioning settings, `None` for SD 1/2.
+    pub fn xl(&self) -> Option<XlSettings> {
+        self.xl
     }
 
     /// Loads a ControlNet (`config.json` + `diffusion_pytorch_model.safetensors`) for this base model.
@@ -184,8 +213,14 @@ impl StableDiffusion {
     pub fn use_adapters(&mut self, specs: &[LoraSpec]) -> Result<(), DiffusionError> {
         let keys = UNetKeys::new(self.unet.config(), false)?;
         let ldm = |n: &str| keys.ldm_key(n);
+        let towers: Vec<(Network, &VarStore)> = self
+            .text
+            .towers
+            .iter()
+            .map(|t| (Network::text(t.component), &t.store))
+            .collect();
         self.adapters
-            .switch(specs, &self._stores[0], &self._stores[1], &ldm)?;
+            .switch(specs, &towers, &self._stores[0], &ldm)?;
         Ok(())
     }
 
@@ -227,19 +262,31 @@ impl StableDiffusion {
         )?)
     }
 
-    /// The 77 token ids a prompt runs with (textual-inversion tokens expanded).
+    /// The 77 token ids a prompt runs with by the first tokenizer (textual-inversion tokens expanded).
     pub fn prompt_ids(&self, prompt: &str) -> Vec<i64> {
-        self.tokenizer
-            .encode(&textual_inversion::expand_prompt(prompt, &self.embeddings))
+        self.text.first().tokenizer.encode(&self.expand(prompt))
     }
 
-    /// `[b, 77, hidden]` text embeddings of `prompts`.
+    fn expand(&self, prompt: &str) -> String {
+        textual_inversion::expand_prompt(prompt, &self.embeddings)
+    }
+
+    /// `[b, 77, cross_attention_dim]` text embeddings of `prompts` (SDXL: both encoders' penultimate states).
     pub fn encode_prompts(&self, prompts: &[&str]) -> Tensor {
-        let ids: Vec<i64> = prompts.iter().flat_map(|p| self.prompt_ids(p)).collect();
-        let ids = Tensor::from_slice(&ids)
-            .reshape([prompts.len() as i64, self.tokenizer.max_length() as i64])
-            .to_device(self.device);
-        self.text_encoder.forward(&ids)
+        self.prompt_embeds(prompts).context
+    }
+
+    /// The UNet's text conditioning of `prompts`, with SDXL's pooled embedding.
+    pub fn prompt_embeds(&self, prompts: &[&str]) -> PromptEmbeds {
+        let expanded: Vec<String> = prompts.iter().map(|p| self.expand(p)).collect();
+        self.text.encode(&expanded, self.device)
+    }
+
+    /// As [`prompt_embeds`](Self::prompt_embeds) for negative prompts: SDXL base zeroes an empty one, as
+    /// diffusers does for `negative_prompt=None` under `force_zeros_for_empty_prompt`.
+    pub fn negative_embeds(&self, negatives: &[&str]) -> PromptEmbeds {
+        let expanded: Vec<String> = negatives.iter().map(|p| self.expand(p)).collect();
+        self.text.encode_negative(&expanded, self.device)
     }
 
     fn validate(&self, batch: &[Img2ImgRequest]) -> Result<BatchKey, DiffusionError> {
@@ -290,6 +337,12 @@ impl StableDiffusion {
                     what: "LoRA set",
                 });
             }
+            if k.denoising_start_bits != key.denoising_start_bits {
+                return Err(DiffusionError::MixedBatch {
+                    index: i,
+                    what: "denoising_start",
+                });
+            }
             if k.scheduler != key.scheduler {
                 return Err(DiffusionError::MixedBatch {
                     index: i,
@@ -297,7 +350,7 @@ impl StableDiffusion {
                 });
             }
         }
-        if key.t_start >= key.steps {
+        if key.t_start >= key.steps && first.denoising_start.is_none() {
             return Err(DiffusionError::NoSteps {
                 strength: first.strength,
                 steps: first.steps,

@@ -46,6 +46,36 @@ pub enum ModelDirError {
 pub const PIPELINE_COMPONENTS: [&str; 5] =
     ["unet", "vae", "text_encoder", "tokenizer", "scheduler"];
 
+/// The components a pipeline needs, given which it `has`: SD's five; SDXL base adds `text_encoder_2` and
+/// `tokenizer_2`; the SDXL refiner has those two instead of `text_encoder` and `tokenizer`.
+pub fn pipeline_components(has: impl Fn(&str) -> bool) -> Vec<&'static str> {
+    let mut out = PIPELINE_COMPONENTS.to_vec();
+    if has("text_encoder_2") {
+        if !has("text_encoder") {
+            out.retain(|c| !matches!(*c, "text_encoder" | "tokenizer"));
+        }
+        out.extend(["text_encoder_2", "tokenizer_2"]);
+    }
+    out
+}
+
+/// [`pipeline_components`] of a folder: what its `model_index.json` names (a `[null, null]` entry is absent,
+/// as diffusers writes an SDXL refiner's `text_encoder`); without one, SD's five.
+pub fn folder_components(root: &Path) -> Vec<&'static str> {
+    let index: Option<serde_json::Value> = std::fs::read(root.join("model_index.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    match index {
+        Some(index) => pipeline_components(|c| {
+            index
+                .get(c)
+                .and_then(|v| v.as_array())
+                .is_some_and(|a| a.iter().any(|x| !x.is_null()))
+        }),
+        None => PIPELINE_COMPONENTS.to_vec(),
+    }
+}
+
 impl ModelSource {
     /// A recipe's `path` is a folder; an `id` is `org/name[@revision]`.
     pub fn from_id(id: &str) -> Self {
@@ -127,7 +157,7 @@ impl ModelSource {
             }
             Self::Hub { repo, revision } => {
                 let snap = match hub::snapshot_dir(hub_cache, repo, revision.as_deref()) {
-                    Ok(s) if hub::missing_files(&s, &PIPELINE_COMPONENTS).is_empty() => s,
+                    Ok(s) if hub::missing_files(&s, &folder_components(&s)).is_empty() => s,
                     // `download` is checked before `fetch` is called: building its result and then
                     // discarding it would still have downloaded.
                     cached => match download.then(|| fetch(hub_cache, repo, revision.as_deref())) {
@@ -135,7 +165,7 @@ impl ModelSource {
                         _ => cached?,
                     },
                 };
-                let missing = hub::missing_files(&snap, &PIPELINE_COMPONENTS);
+                let missing = hub::missing_files(&snap, &folder_components(&snap));
                 if !missing.is_empty() {
                     return Err(HubError::NotCached {
                         repo: repo.clone(),
@@ -151,7 +181,7 @@ impl ModelSource {
                 snap
             }
         };
-        let missing = hub::missing_files(&root, &PIPELINE_COMPONENTS);
+        let missing = hub::missing_files(&root, &folder_components(&root));
         if !missing.is_empty() {
             return Err(ModelDirError::Incomplete {
                 path: root,
@@ -197,6 +227,20 @@ impl ModelDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sdxl_base_and_refiner_need_their_own_text_encoders() {
+        assert_eq!(pipeline_components(|_| false), PIPELINE_COMPONENTS);
+        let base = pipeline_components(|_| true);
+        assert!(
+            ["text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"]
+                .iter()
+                .all(|c| base.contains(c))
+        );
+        let refiner = pipeline_components(|c| c == "text_encoder_2");
+        assert!(refiner.contains(&"tokenizer_2") && !refiner.contains(&"text_encoder"));
+        assert!(!refiner.contains(&"tokenizer") && refiner.contains(&"unet"));
+    }
 
     #[test]
     fn parse_tells_paths_from_repo_ids() {

@@ -73,6 +73,20 @@ pub fn draw_job_noise(seed: u64, latent: [i64; 3], step_draws: usize) -> JobNois
     }
 }
 
+/// A job's noise when it starts from the image's latents un-noised (SDXL's `denoising_start`): diffusers then
+/// draws no img2img noise, so the step draws follow the posterior eps directly (`latent_noise` is zeros, unused).
+pub fn draw_refine_noise(seed: u64, latent: [i64; 3], step_draws: usize) -> JobNoise {
+    let shape = [1, latent[0], latent[1], latent[2]];
+    let shapes: Vec<&[i64]> = std::iter::repeat_n(&shape[..], 1 + step_draws).collect();
+    let mut all = draw(seed, &shapes).into_iter();
+    let zeros = || Tensor::zeros(shape, (Kind::Float, Device::Cpu));
+    JobNoise {
+        vae_eps: all.next().unwrap_or_else(zeros),
+        latent_noise: zeros(),
+        step_noise: all.collect(),
+    }
+}
+
 /// An inpainting job's noise, in diffusers' `StableDiffusionInpaintPipeline` order: the image's posterior eps (drawn
 /// only when the image is encoded: a 4-channel model, or strength below 1; zeros otherwise), the latent noise, the
 /// masked image's posterior eps, then one tensor per ancestral step. Returns the job's noise and the masked eps.

@@ -93,13 +93,6 @@ pub struct PipelineSource {
     pub embeddings: Vec<EmbeddingSpec>,
 }
 
-const CONFIG_FILES: [&str; 4] = [
-    "unet/config.json",
-    "vae/config.json",
-    "text_encoder/config.json",
-    "scheduler/scheduler_config.json",
-];
-
 impl ModelRef {
     pub fn id(&self) -> String {
         self.source.id()
@@ -159,14 +152,27 @@ fn config_folder(source: &ModelSource) -> Result<PathBuf, DiffusionError> {
             return Err(ModelDirError::ConfigIsFile { path: p.clone() }.into());
         }
     };
-    let mut missing: Vec<&str> = CONFIG_FILES
-        .iter()
-        .copied()
-        .filter(|f| !root.join(f).is_file())
-        .collect();
-    let tok = root.join("tokenizer");
-    if !(tok.join("vocab.json").is_file() || tok.join("tokenizer.json").is_file()) {
-        missing.push("tokenizer/vocab.json");
+    // What the folder's pipeline has: SDXL adds text_encoder_2/tokenizer_2, its refiner lacks the first pair.
+    let mut missing = Vec::new();
+    for component in super::model_dir::folder_components(&root) {
+        let c = root.join(component);
+        match component {
+            "tokenizer" | "tokenizer_2" => {
+                if !(c.join("vocab.json").is_file() || c.join("tokenizer.json").is_file()) {
+                    missing.push(format!("{component}/vocab.json"));
+                }
+            }
+            "scheduler" => {
+                if !c.join("scheduler_config.json").is_file() {
+                    missing.push("scheduler/scheduler_config.json".to_owned());
+                }
+            }
+            _ => {
+                if !c.join("config.json").is_file() {
+                    missing.push(format!("{component}/config.json"));
+                }
+            }
+        }
     }
     if missing.is_empty() {
         Ok(root)
@@ -209,6 +215,7 @@ impl ConfigSet {
                     "unet/config.json" => builtin::unet(*kind),
                     "vae/config.json" => builtin::vae(*kind),
                     "text_encoder/config.json" => builtin::text_encoder(*kind),
+                    "text_encoder_2/config.json" => builtin::text_encoder_2(),
                     _ => builtin::scheduler(*kind),
                 };
                 let origin = PathBuf::from(format!(
@@ -246,9 +253,35 @@ impl ConfigSet {
     }
 
     pub fn text_encoder(&self) -> Result<ClipTextConfig, ConfigError> {
-        let (origin, cfg): (_, ClipTextConfig) = self.parse("text_encoder/config.json")?;
+        self.text_encoder_at("text_encoder")
+    }
+
+    /// The config of the text encoder in `component` (`text_encoder`, or SDXL's `text_encoder_2`).
+    pub fn text_encoder_at(&self, component: &str) -> Result<ClipTextConfig, ConfigError> {
+        let (origin, cfg): (_, ClipTextConfig) = self.parse(&format!("{component}/config.json"))?;
         cfg.validate().map_err(|e| e.at(&origin))?;
         Ok(cfg)
+    }
+
+    /// Whether the set has `rel` (a folder's file, or a built-in config of its kind).
+    pub fn has(&self, rel: &str) -> bool {
+        match self {
+            Self::Folder(root) => root.join(rel).is_file(),
+            Self::Builtin { kind, .. } => builtin::has(*kind, rel),
+        }
+    }
+
+    /// SDXL's pipeline shape: a second text encoder (with projection) beside or instead of the first.
+    pub fn is_xl(&self) -> bool {
+        self.has("text_encoder_2/config.json")
+    }
+
+    /// A diffusers folder's `model_index.json`, when there is one.
+    pub fn model_index(&self) -> Option<PathBuf> {
+        match self {
+            Self::Folder(root) => Some(root.join("model_index.json")).filter(|p| p.is_file()),
+            Self::Builtin { .. } => None,
+        }
     }
 
     pub fn scheduler(&self) -> Result<SchedulerConfig, SchedulerError> {
@@ -272,13 +305,18 @@ impl ConfigSet {
     }
 
     pub fn tokenizer(&self) -> Result<ClipTokenizer, DiffusionError> {
+        self.tokenizer_at("tokenizer")
+    }
+
+    /// The tokenizer in `component` (`tokenizer`, or SDXL's `tokenizer_2`).
+    pub fn tokenizer_at(&self, component: &str) -> Result<ClipTokenizer, DiffusionError> {
         match self {
-            Self::Folder(root) => Ok(ClipTokenizer::from_dir(&root.join("tokenizer"))?),
+            Self::Folder(root) => Ok(ClipTokenizer::from_dir(&root.join(component))?),
             Self::Builtin { kind, checkpoint } => {
                 let vocab = clip_vocab(checkpoint, *kind)?;
                 Ok(ClipTokenizer::from_bpe_gz_with_pad(
                     &vocab,
-                    builtin::pad_token(*kind),
+                    builtin::pad_token(*kind, component),
                 )?)
             }
         }

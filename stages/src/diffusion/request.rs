@@ -7,6 +7,7 @@ use image::{GrayImage, RgbImage};
 
 use super::image_tensors::DepthMap;
 use super::schedulers::SchedulerKind;
+pub use super::xl::XlConds;
 
 /// What conditions the model besides the prompt.
 #[derive(Clone, Debug, Default)]
@@ -67,6 +68,11 @@ pub struct Img2ImgRequest {
     /// Which of the run's LoRA sets the weights carry for this request (a stage's `loras`); 0: the model as
     /// loaded. The device worker switches sets between batches.
     pub adapters: u32,
+    /// SDXL's micro-conditioning (ignored by SD 1/2).
+    pub xl: XlConds,
+    /// SDXL: start at this fraction of the noise schedule from the image's latents as they are (no noise added),
+    /// as diffusers' `denoising_start` does for a refiner; `strength` is then unused. In (0, 1).
+    pub denoising_start: Option<f64>,
 }
 
 impl Img2ImgRequest {
@@ -85,6 +91,8 @@ impl Img2ImgRequest {
             scheduler: None,
             condition: Condition::None,
             adapters: 0,
+            xl: XlConds::default(),
+            denoising_start: None,
         }
     }
 }
@@ -101,6 +109,8 @@ pub struct BatchKey {
     pub scheduler: Option<SchedulerKind>,
     pub condition: ConditionKind,
     pub adapters: u32,
+    /// `denoising_start` as bits (the key stays `Eq`); `t_start` is then decided by the schedule.
+    pub denoising_start_bits: Option<u64>,
 }
 
 /// diffusers' `get_timesteps`: the first schedule index that runs.
@@ -119,6 +129,7 @@ pub fn batch_key(r: &Img2ImgRequest) -> BatchKey {
         scheduler: r.scheduler,
         condition: r.condition.kind(),
         adapters: r.adapters,
+        denoising_start_bits: r.denoising_start.map(f64::to_bits),
     }
 }
 

@@ -8,15 +8,14 @@ use serde_json::{json, Value};
 use tch::{nn::VarStore, Device};
 
 use super::clip::ClipTextTransformer;
-use super::config::{AutoencoderKLConfig, ClipTextConfig};
-use super::controlnet::ControlNetConfig;
-use super::controlnet::ControlNetModel;
+use super::config::ClipTextConfig;
 use super::img2img::DiffusionError;
 use super::noise;
+use super::tiny_files::{
+    mkdir, parse, write_controlnet, write_json, write_unet, write_vae, DIFFUSERS_VERSION,
+    TINY_MERGES,
+};
 use super::tokenizer::{ClipTokenizer, EOS};
-use super::unet::UNet2DConditionModel;
-use super::unet_config::UNet2DConditionConfig;
-use super::vae::AutoencoderKL;
 use super::weights;
 
 /// Which pipeline to make.
@@ -32,6 +31,10 @@ pub enum TinyKind {
     ControlNet,
     /// SD 1 inpainting: as Sd1 with a 9-channel UNet (latents + mask + masked image latents).
     Sd1Inpaint,
+    /// SDXL: two text encoders (the second with projection), a `text_time` UNet, Euler, VAE scaling 0.13025.
+    Sdxl,
+    /// The Sdxl pipeline plus a matching SDXL ControlNet in `controlnet/`.
+    SdxlControlNet,
 }
 
 impl FromStr for TinyKind {
@@ -44,37 +47,14 @@ impl FromStr for TinyKind {
             "sd2-depth" => Ok(Self::Sd2Depth),
             "controlnet" => Ok(Self::ControlNet),
             "sd1-inpaint" => Ok(Self::Sd1Inpaint),
+            "sdxl" => Ok(Self::Sdxl),
+            "sdxl-controlnet" => Ok(Self::SdxlControlNet),
             _ => Err(format!(
-                "unknown tiny model kind {s:?}; use sd1, sd2, sd2-depth, sd1-inpaint or controlnet"
+                "unknown tiny model kind {s:?}; use sd1, sd2, sd2-depth, sd1-inpaint, controlnet, sdxl or \
+                 sdxl-controlnet"
             )),
         }
     }
-}
-
-/// Merges kept from CLIP's list: a 1314-token vocabulary keeps the embedding table tiny.
-const TINY_MERGES: usize = 800;
-const DIFFUSERS_VERSION: &str = "0.36.0";
-
-pub(crate) fn write_json(path: &Path, v: &Value) -> Result<(), DiffusionError> {
-    let text = serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
-    std::fs::write(path, text).map_err(|source| DiffusionError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn mkdir(path: &Path) -> Result<(), DiffusionError> {
-    std::fs::create_dir_all(path).map_err(|source| DiffusionError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn parse<T: serde::de::DeserializeOwned>(v: &Value, path: &Path) -> Result<T, DiffusionError> {
-    serde_json::from_value(v.clone()).map_err(|e| DiffusionError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-    })
 }
 
 fn unet_config(kind: TinyKind) -> Value {
@@ -240,55 +220,14 @@ fn write_pipeline(
     let te_json = text_encoder_config(kind, &tok);
     write_json(&te_path, &te_json)?;
     let te_cfg: ClipTextConfig = parse(&te_json, &te_path)?;
-    let unet_path = dir.join("unet/config.json");
-    let unet_json = unet_config(kind);
-    write_json(&unet_path, &unet_json)?;
-    let unet_cfg: UNet2DConditionConfig = parse(&unet_json, &unet_path)?;
-    let vae_path = dir.join("vae/config.json");
-    let vae_json = vae_config();
-    write_json(&vae_path, &vae_json)?;
-    let vae_cfg: AutoencoderKLConfig = parse(&vae_json, &vae_path)?;
-
     // Each component gets its own seed so changing one network's shape leaves the others' weights alone.
     let te_vs = VarStore::new(Device::Cpu);
     noise::seeded(seed, || ClipTextTransformer::new(te_vs.root(), &te_cfg));
     weights::save_varstore(&te_vs, &dir.join("text_encoder/model.safetensors"), None)?;
-    let unet_vs = VarStore::new(Device::Cpu);
-    noise::seeded(seed.wrapping_add(1), || {
-        UNet2DConditionModel::new(unet_vs.root(), &unet_cfg)
-    })
-    .map_err(|e| e.at(&unet_path))?;
-    weights::save_varstore(
-        &unet_vs,
-        &dir.join("unet/diffusion_pytorch_model.safetensors"),
-        None,
-    )?;
-    let vae_vs = VarStore::new(Device::Cpu);
-    noise::seeded(seed.wrapping_add(2), || {
-        AutoencoderKL::new(vae_vs.root(), &vae_cfg)
-    })
-    .map_err(|e| e.at(&vae_path))?;
-    weights::save_varstore(
-        &vae_vs,
-        &dir.join("vae/diffusion_pytorch_model.safetensors"),
-        None,
-    )?;
+    write_unet(dir, &unet_config(kind), seed.wrapping_add(1))?;
+    write_vae(dir, &vae_config(), seed.wrapping_add(2))?;
     if kind == TinyKind::ControlNet {
-        mkdir(&dir.join("controlnet"))?;
-        let cn_path = dir.join("controlnet/config.json");
-        let cn_json = controlnet_config();
-        write_json(&cn_path, &cn_json)?;
-        let cn_cfg: ControlNetConfig = parse(&cn_json, &cn_path)?;
-        let cn_vs = VarStore::new(Device::Cpu);
-        noise::seeded(seed.wrapping_add(3), || {
-            ControlNetModel::new(cn_vs.root(), &cn_cfg)
-        })
-        .map_err(|e| e.at(&cn_path))?;
-        weights::save_varstore(
-            &cn_vs,
-            &dir.join("controlnet/diffusion_pytorch_model.safetensors"),
-            None,
-        )?;
+        write_controlnet(dir, &controlnet_config(), seed.wrapping_add(3))?;
     }
     Ok(())
 }
@@ -301,7 +240,11 @@ pub fn init_tiny(
     vocab_gz: &Path,
     seed: u64,
 ) -> Result<(), DiffusionError> {
-    write_into_place(out, |tmp| write_pipeline(kind, tmp, vocab_gz, seed))
+    write_into_place(out, |tmp| match kind {
+        TinyKind::Sdxl => super::tiny_xl::write_xl_pipeline(tmp, vocab_gz, seed, false),
+        TinyKind::SdxlControlNet => super::tiny_xl::write_xl_pipeline(tmp, vocab_gz, seed, true),
+        _ => write_pipeline(kind, tmp, vocab_gz, seed),
+    })
 }
 
 /// Runs `write` on an empty temporary folder beside `out`, then renames it to `out` (an existing `out` is
@@ -347,15 +290,15 @@ pub(crate) fn write_into_place<E: From<DiffusionError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diffusion::config::AutoencoderKLConfig;
+    use crate::diffusion::unet_config::UNet2DConditionConfig;
 
     #[test]
     fn kinds_parse() {
         assert_eq!("sd2-depth".parse::<TinyKind>().unwrap(), TinyKind::Sd2Depth);
         assert_eq!("SD1".parse::<TinyKind>().unwrap(), TinyKind::Sd1);
-        assert!("sdxl"
-            .parse::<TinyKind>()
-            .unwrap_err()
-            .contains("sd2-depth"));
+        assert_eq!("sdxl".parse::<TinyKind>().unwrap(), TinyKind::Sdxl);
+        assert!("sd3".parse::<TinyKind>().unwrap_err().contains("sd2-depth"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use super::attention::TransformerConfig;
 use super::config::ConfigError;
 use super::embeddings::{timestep_embedding, TimestepEmbedding};
 use super::resnet::{conv2d, group_norm};
+use super::text_time::{AddedCond, TextTimeEmbedding};
 use super::unet_blocks::{
     BlockCommon, DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D, UpChannels,
 };
@@ -62,6 +63,8 @@ pub struct ControlResiduals {
 pub struct UNetEncoder {
     conv_in: nn::Conv2D,
     time_embedding: TimestepEmbedding,
+    /// SDXL's pooled-text and size/crop embedding, added to the timestep embedding.
+    text_time: Option<TextTimeEmbedding>,
     pub(crate) down_blocks: Vec<DownBlock2D>,
     pub(crate) mid_block: Option<UNetMidBlock2DCrossAttn>,
     time_proj_dim: i64,
@@ -160,6 +163,16 @@ impl UNetEncoder {
         UNetEncoder {
             conv_in: conv2d(vs / "conv_in", cfg.in_channels, ch[0], k, 1, (k - 1) / 2),
             time_embedding: TimestepEmbedding::new(vs / "time_embedding", ch[0], ch[0] * 4),
+            text_time: cfg.text_time_dims().map(|(time_dim, in_features)| {
+                TextTimeEmbedding::new(
+                    vs,
+                    time_dim,
+                    in_features,
+                    ch[0] * 4,
+                    cfg.flip_sin_to_cos,
+                    cfg.freq_shift,
+                )
+            }),
             down_blocks,
             mid_block,
             time_proj_dim: ch[0],
@@ -169,8 +182,14 @@ impl UNetEncoder {
         }
     }
 
-    /// Time embedding `[b, 4 * c0]` in the sample's dtype for `timesteps` (`[b]`, `[1]` or a scalar).
-    pub fn time_embed(&self, sample: &Tensor, timesteps: &Tensor) -> Tensor {
+    /// Time embedding `[b, 4 * c0]` in the sample's dtype for `timesteps` (`[b]`, `[1]` or a scalar), plus
+    /// SDXL's added embedding when the network has one and `added` is given.
+    pub fn time_embed(
+        &self,
+        sample: &Tensor,
+        timesteps: &Tensor,
+        added: Option<&AddedCond>,
+    ) -> Tensor {
         let b = sample.size()[0];
         let t = timesteps
             .to_device(sample.device())
@@ -182,7 +201,15 @@ impl UNetEncoder {
             self.flip_sin_to_cos,
             self.freq_shift,
         );
-        self.time_embedding.forward(&t_emb.to_kind(sample.kind()))
+        let emb = self.time_embedding.forward(&t_emb.to_kind(sample.kind()));
+        match (&self.text_time, added) {
+            (Some(tt), Some(a)) => emb + tt.forward(a, sample.kind()),
+            _ => emb,
+        }
+    }
+
+    pub fn text_time(&self) -> Option<&TextTimeEmbedding> {
+        self.text_time.as_ref()
     }
 
     /// `conv_in` applied to the (optionally centred) sample.
@@ -210,6 +237,50 @@ impl UNetEncoder {
             hidden: h,
             temb,
             skips,
+        }
+    }
+
+    /// An SDXL network needs `added` with `[b, projection]` text embeds and `[b, n]` ids whose widths fill
+    /// `add_embedding`; an SD 1/2 network ignores it.
+    pub(crate) fn check_added(
+        &self,
+        network: &'static str,
+        b: i64,
+        added: Option<&AddedCond>,
+    ) -> Result<(), InputError> {
+        let Some(tt) = &self.text_time else {
+            return Ok(());
+        };
+        let fix = "give SDXL's pooled text embedding and its size/crop ids, one row per sample";
+        let Some(a) = added else {
+            return Err(InputError {
+                network,
+                what: "added conditioning (text_embeds, time_ids)",
+                got: Vec::new(),
+                expected: format!(
+                    "[{b}, p] and [{b}, n] with p + n × {} = {}",
+                    tt.time_dim(),
+                    tt.in_features()
+                ),
+                fix: fix.into(),
+            });
+        };
+        let (te, ids) = (a.text_embeds.size(), a.time_ids.size());
+        let fits = te.len() == 2
+            && ids.len() == 2
+            && te[0] == b
+            && ids[0] == b
+            && te[1] + ids[1] * tt.time_dim() == tt.in_features();
+        if fits {
+            Ok(())
+        } else {
+            Err(InputError {
+                network,
+                what: "text_embeds and time_ids",
+                got: [te, ids].concat(),
+                expected: format!("[{b}, p] and [{b}, n] with p + n × {} = {}", tt.time_dim(), tt.in_features()),
+                fix: "use the second text encoder of this model and 6 ids (5 for a refiner with aesthetic score)".into(),
+            })
         }
     }
 
@@ -280,7 +351,7 @@ impl UNet2DConditionModel {
         })
     }
 
-    /// `[b, c_in, h, w]` → `[b, c_out, h, w]` at one timestep shared by the batch.
+    /// `[b, c_in, h, w]` → `[b, c_out, h, w]` at one timestep shared by the batch (SD 1/2: no added conds).
     pub fn forward(
         &self,
         sample: &Tensor,
@@ -289,20 +360,22 @@ impl UNet2DConditionModel {
         residuals: Option<&ControlResiduals>,
     ) -> Tensor {
         let t = Tensor::from_slice(&[timestep]).to_device(sample.device());
-        self.forward_t(sample, &t, encoder_hidden_states, residuals)
+        self.forward_t(sample, &t, encoder_hidden_states, None, residuals)
     }
 
     /// As [`forward`](Self::forward) with one timestep per sample (`[b]`, or one value broadcast to the batch).
     /// Residuals are added like diffusers' `down_block_additional_residuals` / `mid_block_additional_residual`;
     /// check their count with [`num_skips`](Self::num_skips) before (extra or missing ones are ignored).
+    /// `added` is SDXL's `added_cond_kwargs` (required by an SDXL UNet, see [`check_inputs`](Self::check_inputs)).
     pub fn forward_t(
         &self,
         sample: &Tensor,
         timesteps: &Tensor,
         encoder_hidden_states: &Tensor,
+        added: Option<&AddedCond>,
         residuals: Option<&ControlResiduals>,
     ) -> Tensor {
-        let temb = self.encoder.time_embed(sample, timesteps);
+        let temb = self.encoder.time_embed(sample, timesteps, added);
         let h = self.encoder.stem(sample);
         let context = encoder_hidden_states.to_kind(sample.kind());
         let EncoderOutput {
@@ -339,6 +412,7 @@ impl UNet2DConditionModel {
         sample: &Tensor,
         timesteps: &Tensor,
         encoder_hidden_states: &Tensor,
+        added: Option<&AddedCond>,
         residuals: Option<&ControlResiduals>,
     ) -> Result<(), InputError> {
         let c = &self.cfg;
@@ -376,6 +450,7 @@ impl UNet2DConditionModel {
             &format!("[{b}, tokens, {cross}]"),
             "use the text encoder that ships with this UNet, one row per sample",
         )?;
+        self.encoder.check_added(net, b, added)?;
         if let Some(r) = residuals {
             if r.down.len() != self.num_skips() {
                 return Err(InputError {
@@ -396,10 +471,11 @@ impl UNet2DConditionModel {
         sample: &Tensor,
         timesteps: &Tensor,
         encoder_hidden_states: &Tensor,
+        added: Option<&AddedCond>,
         residuals: Option<&ControlResiduals>,
     ) -> Result<Tensor, InputError> {
-        self.check_inputs(sample, timesteps, encoder_hidden_states, residuals)?;
-        Ok(self.forward_t(sample, timesteps, encoder_hidden_states, residuals))
+        self.check_inputs(sample, timesteps, encoder_hidden_states, added, residuals)?;
+        Ok(self.forward_t(sample, timesteps, encoder_hidden_states, added, residuals))
     }
 
     /// Number of skip connections a ControlNet must provide residuals for.
@@ -412,8 +488,20 @@ impl UNet2DConditionModel {
     }
 
     /// Time embedding, for tests and tools that inspect the conditioning (`[b, 4 * c0]`).
-    pub fn time_embedding(&self, sample: &Tensor, timesteps: &Tensor) -> Tensor {
-        self.encoder.time_embed(sample, timesteps)
+    pub fn time_embedding(
+        &self,
+        sample: &Tensor,
+        timesteps: &Tensor,
+        added: Option<&AddedCond>,
+    ) -> Tensor {
+        self.encoder.time_embed(sample, timesteps, added)
+    }
+
+    /// `(addition_time_embed_dim, add_embedding input width)` of an SDXL UNet.
+    pub fn text_time_dims(&self) -> Option<(i64, i64)> {
+        self.encoder
+            .text_time()
+            .map(|t| (t.time_dim(), t.in_features()))
     }
 }
 
@@ -489,16 +577,16 @@ mod tests {
         let ctx = Tensor::randn([2, 7, 24], (Kind::Float, Device::Cpu));
         let t = timesteps_tensor(&[1.0]);
         let four = Tensor::randn([2, 4, 8, 8], (Kind::Float, Device::Cpu));
-        let e = unet.try_forward_t(&four, &t, &ctx, None).unwrap_err();
+        let e = unet.try_forward_t(&four, &t, &ctx, None, None).unwrap_err();
         assert!(e.to_string().contains("in_channels"), "{e}");
         let five = Tensor::randn([2, 5, 8, 8], (Kind::Float, Device::Cpu));
         assert!(unet
-            .try_forward_t(&five, &t, &ctx.narrow(2, 0, 16), None)
+            .try_forward_t(&five, &t, &ctx.narrow(2, 0, 16), None, None)
             .is_err());
         assert!(unet
-            .try_forward_t(&five, &timesteps_tensor(&[1.0, 2.0, 3.0]), &ctx, None)
+            .try_forward_t(&five, &timesteps_tensor(&[1.0, 2.0, 3.0]), &ctx, None, None)
             .is_err());
-        assert!(unet.try_forward_t(&five, &t, &ctx, None).is_ok());
+        assert!(unet.try_forward_t(&five, &t, &ctx, None, None).is_ok());
     }
 
     #[test]
@@ -508,7 +596,7 @@ mod tests {
         let x = Tensor::randn([2, 5, 8, 8], (Kind::Float, Device::Cpu));
         let ctx = Tensor::randn([2, 7, 24], (Kind::Float, Device::Cpu));
         let a = unet.forward(&x, 500.0, &ctx, None);
-        let b = unet.forward_t(&x, &timesteps_tensor(&[500.0, 500.0]), &ctx, None);
+        let b = unet.forward_t(&x, &timesteps_tensor(&[500.0, 500.0]), &ctx, None, None);
         assert!((a - b).abs().max().double_value(&[]) < 1e-6);
     }
 }

@@ -61,6 +61,12 @@ pub struct UNet2DConditionConfig {
     pub addition_embed_type: Option<String>,
     #[serde(default)]
     pub num_class_embeds: Option<i64>,
+    /// SDXL: width of each size/crop id's sinusoidal embedding (`add_time_proj`).
+    #[serde(default)]
+    pub addition_time_embed_dim: Option<i64>,
+    /// SDXL: `add_embedding`'s input width, `projection_dim + addition_time_embed_dim × ids`.
+    #[serde(default)]
+    pub projection_class_embeddings_input_dim: Option<i64>,
     #[serde(default)]
     pub upcast_attention: bool,
     #[serde(default = "d_default")]
@@ -150,6 +156,38 @@ impl UNet2DConditionConfig {
         })
     }
 
+    /// Whether the UNet takes SDXL's pooled text embedding and size/crop ids (`addition_embed_type = "text_time"`).
+    pub fn has_text_time(&self) -> bool {
+        self.addition_embed_type.as_deref() == Some("text_time")
+    }
+
+    /// `(addition_time_embed_dim, projection_class_embeddings_input_dim)` of an SDXL UNet.
+    pub fn text_time_dims(&self) -> Option<(i64, i64)> {
+        if !self.has_text_time() {
+            return None;
+        }
+        Some((
+            self.addition_time_embed_dim?,
+            self.projection_class_embeddings_input_dim?,
+        ))
+    }
+
+    fn check_text_time(&self) -> Result<(), ConfigError> {
+        match self.addition_embed_type.as_deref() {
+            None => Ok(()),
+            Some("text_time") => match self.text_time_dims() {
+                Some((t, p)) if t > 0 && p > t => Ok(()),
+                _ => Err(ConfigError::invalid(
+                    "addition_time_embed_dim",
+                    "is missing or not positive, or `projection_class_embeddings_input_dim` is missing or not \
+                     larger, for addition_embed_type \"text_time\"",
+                    "give both as the SDXL checkpoint's config.json does (256 and 2816 for SDXL base)",
+                )),
+            },
+            Some(other) => Err(unsupported("addition_embed_type", other)),
+        }
+    }
+
     /// Rejects what the networks here do not build, with the field to change.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let n = self.down_block_types.len();
@@ -200,9 +238,9 @@ impl UNet2DConditionConfig {
         check_common(
             &self.act_fn,
             self.class_embed_type.as_deref(),
-            self.addition_embed_type.as_deref(),
             &self.resnet_time_scale_shift,
         )?;
+        self.check_text_time()?;
         if self.time_embedding_type != "positional" {
             return Err(unsupported(
                 "time_embedding_type",

@@ -302,6 +302,8 @@ pub enum Transform {
     SqueezeConv,
     /// Part `k` of three equal row blocks (OpenCLIP's fused `in_proj` holds q, k and v).
     Third(usize),
+    /// A matrix used as `x @ m` (open_clip's `text_projection`) read as the linear weight `mᵀ`.
+    Transpose,
 }
 
 /// Where a variable's values come from: a checkpoint key and how to read it.
@@ -496,6 +498,13 @@ pub fn load_mapped(
                     return Err(shape_err(s));
                 }
                 raw.narrow(0, k as i64 * (s[0] / 3), s[0] / 3)
+            }
+            Transform::Transpose => {
+                let s = raw.size();
+                if s.len() != 2 {
+                    return Err(shape_err(s));
+                }
+                raw.tr()
             }
         };
         if value.size() != want {

@@ -28,5 +28,7 @@ pub fn request(
         scheduler: settings.scheduler,
         condition,
         adapters: settings.adapters,
+        xl: settings.xl,
+        denoising_start: settings.denoising_start,
     }
 }

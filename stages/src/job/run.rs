@@ -63,6 +63,8 @@ pub fn run_requests(
 ///     scheduler: None,
 ///     size: ModelSize::Square(512),
 ///     adapters: 0,
+///     xl: Default::default(),
+///     denoising_start: None,
 /// };
 /// let stage = Stage::Depth(DepthStage::default());
 /// retexture(&sd, &asset, &stage, &settings)?.write("out/mug".as_ref())?;

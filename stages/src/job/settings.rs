@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::diffusion::request::XlConds;
 use crate::diffusion::schedulers::SchedulerKind;
 use crate::source::SourceKind;
 
@@ -46,6 +47,11 @@ pub struct JobSettings {
     pub size: ModelSize,
     /// The LoRA set the job's requests run with ([`Img2ImgRequest::adapters`](crate::diffusion::request::Img2ImgRequest)).
     pub adapters: u32,
+    /// SDXL's micro-conditioning (sizes, crop, aesthetic score); SD 1/2 ignore it.
+    pub xl: XlConds,
+    /// SDXL: start at this fraction of the schedule from the un-noised image latents (a refiner's
+    /// `denoising_start`), instead of `strength`.
+    pub denoising_start: Option<f64>,
 }
 
 /// Azimuths around a mesh (top and bottom views come on top).

@@ -15,7 +15,8 @@ use super::preprocess::{CLIP_MEAN, CLIP_STD};
 use crate::diffusion::clip::ClipTextTransformer;
 use crate::diffusion::error::DiffusionError;
 use crate::diffusion::noise;
-use crate::diffusion::tiny::{write_into_place, write_json};
+use crate::diffusion::tiny::write_into_place;
+use crate::diffusion::tiny_files::write_json;
 use crate::diffusion::tokenizer::ClipTokenizer;
 use crate::diffusion::weights;
 

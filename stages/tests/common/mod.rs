@@ -4,5 +4,6 @@
 pub mod fixtures;
 pub mod gltf;
 pub mod mesh;
+pub mod networks;
 pub mod parity;
 pub mod single_file;

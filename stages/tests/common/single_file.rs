@@ -19,8 +19,10 @@ pub fn assemble(model: &str, kind: Kind) -> Vec<(String, Tensor)> {
         ("unet", "unet/diffusion_pytorch_model.safetensors"),
         ("vae", "vae/diffusion_pytorch_model.safetensors"),
         ("text_encoder", "text_encoder/model.safetensors"),
+        ("text_encoder_2", "text_encoder_2/model.safetensors"),
     ]
     .into_iter()
+    .filter(|(_, f)| dir.join(f).is_file())
     .map(|(c, f)| (c, read_tensors(&dir.join(f))))
     .collect();
     let entries = recipe["entries"].as_array().expect("entries");
@@ -42,6 +44,7 @@ pub fn assemble(model: &str, kind: Kind) -> Vec<(String, Tensor)> {
             "same" => sources[0].shallow_clone(),
             "unsqueeze" => sources[0].unsqueeze(-1).unsqueeze(-1),
             "cat" => Tensor::cat(&sources, 0),
+            "transpose" => sources[0].tr(),
             op => panic!("unknown op {op}"),
         }
         .to_kind(Kind::Float)

@@ -11,8 +11,11 @@ use super::super::error::DiffusionError;
 use super::super::image_tensors::{self, postprocess};
 use super::super::inpaint::InpaintMasks;
 use super::super::noise;
+use super::super::prompt_encoder::PromptEmbeds;
 use super::super::request::{BatchKey, Img2ImgRequest};
+use super::super::text_time::AddedCond;
 use super::super::unet::timesteps_tensor;
+use super::super::xl;
 use super::cond::Cond;
 use super::StableDiffusion;
 
@@ -39,7 +42,17 @@ impl StableDiffusion {
         let b = batch.len() as i64;
         let mut scheduler = self.scheduler_for(key.scheduler)?;
         scheduler.set_timesteps(key.steps)?;
-        let begin = key.t_start * scheduler.order();
+        // SDXL's `denoising_start`: the schedule decides the start, and the image latents run un-noised.
+        let denoising_start = batch[0].denoising_start.filter(|d| *d > 0.0 && *d < 1.0);
+        let begin = match denoising_start {
+            Some(d) => xl::start_index(
+                scheduler.timesteps(),
+                d,
+                scheduler.num_train_timesteps(),
+                scheduler.order(),
+            ),
+            None => key.t_start * scheduler.order(),
+        };
         let timesteps: Vec<f64> = scheduler.timesteps().get(begin..).unwrap_or(&[]).to_vec();
         let Some(&latent_t) = timesteps.first() else {
             return Err(DiffusionError::NoSteps {
@@ -51,15 +64,27 @@ impl StableDiffusion {
             scheduler.set_begin_index(begin);
         }
 
-        // Text: [uncond…, cond…] when guided, as diffusers concatenates.
+        // Text (and SDXL's pooled text + size ids): [uncond…, cond…] when guided, as diffusers concatenates.
         let prompts: Vec<&str> = batch.iter().map(|r| r.prompt.as_str()).collect();
-        let cond = self.encode_prompts(&prompts);
-        let context = if key.guided {
+        let cond = self.prompt_embeds(&prompts);
+        let (pos_ids, neg_ids) = self.time_ids(batch, key);
+        let embeds = if key.guided {
             let negatives: Vec<&str> = batch.iter().map(|r| r.negative_prompt.as_str()).collect();
-            Tensor::cat(&[self.encode_prompts(&negatives), cond], 0)
+            PromptEmbeds::cat(&self.negative_embeds(&negatives), &cond)
         } else {
             cond
         };
+        let added = match (&embeds.pooled, pos_ids) {
+            (Some(pooled), Some(pos)) => Some(AddedCond {
+                text_embeds: pooled.shallow_clone(),
+                time_ids: match (key.guided, neg_ids) {
+                    (true, Some(neg)) => Tensor::cat(&[neg, pos], 0),
+                    _ => pos,
+                },
+            }),
+            _ => None,
+        };
+        let context = embeds.context;
 
         // Noise, per job from its own seed, in diffusers' order.
         let f = self.vae_scale_factor();
@@ -89,6 +114,8 @@ impl StableDiffusion {
                         noise::draw_inpaint_noise(r.seed, latent_shape, encode, step_draws);
                     masked_eps.push(eps);
                     job
+                } else if denoising_start.is_some() {
+                    noise::draw_refine_noise(r.seed, latent_shape, step_draws)
                 } else {
                     noise::draw_job_noise(r.seed, latent_shape, step_draws)
                 }
@@ -139,7 +166,11 @@ impl StableDiffusion {
         } else {
             encode(&image, &vae_eps)
         };
-        let mut latents = scheduler.add_noise(&init_latents, &latent_noise, latent_t)?;
+        let mut latents = if denoising_start.is_some() {
+            init_latents.shallow_clone()
+        } else {
+            scheduler.add_noise(&init_latents, &latent_noise, latent_t)?
+        };
         if from_noise.iter().any(|&p| p) {
             let pure = Tensor::from_slice(&from_noise)
                 .reshape([b, 1, 1, 1])
@@ -180,12 +211,18 @@ impl StableDiffusion {
                 _ => model_in,
             };
             let t_in = timesteps_tensor(&[t]);
-            let residuals = control
-                .as_ref()
-                .map(|(net, image, scale)| net.forward(&model_in, &t_in, &context, image, *scale));
+            let residuals = control.as_ref().map(|(net, image, scale)| {
+                net.forward(&model_in, &t_in, &context, image, added.as_ref(), *scale)
+            });
             let out = self
                 .unet
-                .forward_t(&model_in, &t_in, &context, residuals.as_ref())
+                .forward_t(
+                    &model_in,
+                    &t_in,
+                    &context,
+                    added.as_ref(),
+                    residuals.as_ref(),
+                )
                 .to_kind(Kind::Float);
             let noise_pred = if key.guided {
                 let parts = out.chunk(2, 0);
@@ -212,6 +249,29 @@ impl StableDiffusion {
             .vae
             .decode(&(latents / self.vae_cfg.scaling_factor).to_kind(self.vae_dtype()));
         postprocess(&decoded)
+    }
+
+    /// SDXL's `(add_time_ids, add_neg_time_ids)`, `[b, 5 or 6]` each on the device; `(None, None)` for SD 1/2.
+    fn time_ids(
+        &self,
+        batch: &[Img2ImgRequest],
+        key: BatchKey,
+    ) -> (Option<Tensor>, Option<Tensor>) {
+        let Some(xl) = self.xl else {
+            return (None, None);
+        };
+        let (mut pos, mut neg) = (Vec::new(), Vec::new());
+        for r in batch {
+            let (p, n) = xl.time_ids(&r.xl, key.height, key.width);
+            pos.extend(p);
+            neg.extend(n);
+        }
+        let rows = |v: Vec<f32>| {
+            Tensor::from_slice(&v)
+                .reshape([batch.len() as i64, xl.id_count() as i64])
+                .to_device(self.device)
+        };
+        (Some(rows(pos)), Some(rows(neg)))
     }
 
     /// `uint8 [H, W, 3]` images → `[b, 3, H, W]` float in [-1, 1] on the device (`x / 255 * 2 - 1`).

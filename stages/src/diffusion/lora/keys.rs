@@ -2,7 +2,8 @@
 //! or the original layout's `lora_unet_input_blocks_1_1_proj_in`; `lora_te_text_model_encoder_layers_0_…`), which
 //! cannot be split back unambiguously, so the table goes the other way: every variable of the loaded networks is
 //! flattened the same way, and a layer is looked up. PEFT names are the module paths under `unet.` /
-//! `text_encoder.`.
+//! `text_encoder.`. SDXL files name their towers `lora_te1_` / `lora_te2_` (PEFT: `text_encoder.` /
+//! `text_encoder_2.`) and their UNet after diffusers' modules or SGM's blocks (the original layout's names).
 
 use std::collections::HashMap;
 
@@ -12,6 +13,28 @@ use crate::diffusion::weights::TensorIndex;
 pub enum Network {
     Unet,
     TextEncoder,
+    /// SDXL's second text encoder (OpenCLIP bigG), `text_encoder_2`.
+    TextEncoder2,
+}
+
+impl Network {
+    /// The diffusers component a network is (`unet`, `text_encoder`, `text_encoder_2`): PEFT's key prefix.
+    pub fn component(self) -> &'static str {
+        match self {
+            Self::Unet => "unet",
+            Self::TextEncoder => "text_encoder",
+            Self::TextEncoder2 => "text_encoder_2",
+        }
+    }
+
+    /// The text network of a diffusers component.
+    pub fn text(component: &str) -> Network {
+        if component == "text_encoder_2" {
+            Self::TextEncoder2
+        } else {
+            Self::TextEncoder
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,18 +149,24 @@ impl Resolver {
                 }
             }
         }
-        for var in vars(Network::TextEncoder) {
-            let Some(module) = var.strip_suffix(".weight") else {
-                continue;
-            };
-            // Stores name the text model with or without `text_model.` (transformers 4 or 5 files).
-            let bare = module.strip_prefix("text_model.").unwrap_or(module);
-            let entry = (Network::TextEncoder, var.clone());
-            for prefix in ["lora_te_", "lora_te1_"] {
-                table.insert(format!("{prefix}text_model_{}", flat(bare)), entry.clone());
+        for (network, kohya) in [
+            (Network::TextEncoder, &["lora_te_", "lora_te1_"][..]),
+            (Network::TextEncoder2, &["lora_te2_"][..]),
+        ] {
+            let peft = network.component();
+            for var in vars(network) {
+                let Some(module) = var.strip_suffix(".weight") else {
+                    continue;
+                };
+                // Stores name the text model with or without `text_model.` (transformers 4 or 5 files).
+                let bare = module.strip_prefix("text_model.").unwrap_or(module);
+                let entry = (network, var.clone());
+                for prefix in kohya {
+                    table.insert(format!("{prefix}text_model_{}", flat(bare)), entry.clone());
+                }
+                table.insert(format!("{peft}.text_model.{bare}"), entry.clone());
+                table.insert(format!("{peft}.{bare}"), entry);
             }
-            table.insert(format!("text_encoder.text_model.{bare}"), entry.clone());
-            table.insert(format!("text_encoder.{bare}"), entry);
         }
         Self { table }
     }

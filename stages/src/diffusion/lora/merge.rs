@@ -85,17 +85,18 @@ impl AdapterState {
     pub fn switch(
         &mut self,
         specs: &[LoraSpec],
-        text: &VarStore,
+        text: &[(Network, &VarStore)],
         unet: &VarStore,
         unet_ldm_key: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), LoraError> {
         if specs == self.current.as_slice() {
             return Ok(());
         }
-        let stores = [(Network::TextEncoder, text), (Network::Unet, unet)];
+        let mut stores = text.to_vec();
+        stores.push((Network::Unet, unet));
         self.restore(&stores);
         let loras = read_set(specs, text, unet, unet_ldm_key)?;
-        for (network, store) in stores {
+        for &(network, store) in &stores {
             let mut kept = BTreeMap::new();
             let merged = merge(store, network, &loras, Some(&mut kept));
             self.originals

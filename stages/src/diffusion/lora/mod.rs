@@ -46,7 +46,7 @@ pub enum LoraError {
     #[error(
         "LoRA {path}: {count} of its layers name nothing in this model ({format} keys; first: {first}); it is for \
          another base model or architecture — use a LoRA trained on this model's base (SD 1.x LoRAs on SD 1.x \
-         models, SD 2.x on SD 2.x)"
+         models, SD 2.x on SD 2.x, SDXL on SDXL)"
     )]
     Unknown {
         path: PathBuf,
@@ -211,19 +211,13 @@ impl AdapterConfig {
     }
 
     fn prefix(network: Network) -> &'static str {
-        match network {
-            Network::Unet => "unet",
-            Network::TextEncoder => "text_encoder",
-        }
+        network.component()
     }
 
     /// The alpha of one layer (`name` as the file writes it): a pattern naming its module, else the network's.
     fn alpha(&self, network: Network, name: &str) -> Option<f64> {
         let json = self.json.as_ref()?;
-        let prefix = match network {
-            Network::Unet => "unet",
-            Network::TextEncoder => "text_encoder",
-        };
+        let prefix = network.component();
         let module = name
             .strip_prefix(&format!("{prefix}."))
             .unwrap_or(name)
@@ -241,19 +235,26 @@ impl AdapterConfig {
     }
 }
 
-/// Reads each of `specs` against the variables of the text encoder and UNet stores.
+/// Reads each of `specs` against the variables of the text encoders' stores (each with its network: one for SD,
+/// SDXL's two, a refiner's `text_encoder_2` alone) and the UNet's.
 pub fn read_set(
     specs: &[LoraSpec],
-    text: &tch::nn::VarStore,
+    text: &[(Network, &tch::nn::VarStore)],
     unet: &tch::nn::VarStore,
     unet_ldm_key: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Lora>, LoraError> {
     let names =
         |store: &tch::nn::VarStore| -> Vec<String> { store.variables().into_keys().collect() };
-    let (te_names, unet_names) = (names(text), names(unet));
+    let unet_names = names(unet);
+    let text_names: Vec<(Network, Vec<String>)> =
+        text.iter().map(|(n, store)| (*n, names(store))).collect();
     let vars = |n: Network| match n {
         Network::Unet => unet_names.clone(),
-        Network::TextEncoder => te_names.clone(),
+        text => text_names
+            .iter()
+            .filter(|(m, _)| *m == text)
+            .flat_map(|(_, v)| v.clone())
+            .collect(),
     };
     specs
         .iter()

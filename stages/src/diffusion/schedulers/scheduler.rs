@@ -82,6 +82,11 @@ impl Scheduler {
         dispatch!(self, s => s.set_timesteps(n))
     }
 
+    /// `num_train_timesteps` of the config.
+    pub fn num_train_timesteps(&self) -> usize {
+        dispatch!(self, s => s.schedule().num_train_timesteps())
+    }
+
     /// Descending timesteps of the current run (integral for all but the Euler schedulers).
     pub fn timesteps(&self) -> &[f64] {
         dispatch!(self, s => s.timesteps())

@@ -37,27 +37,48 @@ pub fn export_folder(
 ) -> Result<usize, DiffusionError> {
     let unet_cfg = UNet2DConditionConfig::from_file(&dir.join("unet/config.json"))?;
     let vae_cfg = AutoencoderKLConfig::from_file(&dir.join("vae/config.json"))?;
-    let te_cfg = ClipTextConfig::from_file(&dir.join("text_encoder/config.json"))?;
-    let layout = layout.unwrap_or_else(|| text_layout_of(&te_cfg));
+    let has = |c: &str| dir.join(c).join("config.json").is_file();
+    // SDXL (a `text_encoder_2`) is written in SGM's layout; SD 1/2 as their text encoder's activation says.
+    let layout = match (layout, has("text_encoder_2"), has("text_encoder")) {
+        (Some(l), _, _) => l,
+        (None, true, true) => TextLayout::Xl,
+        (None, true, false) => TextLayout::XlRefiner,
+        (None, false, _) => text_layout_of(&ClipTextConfig::from_file(
+            &dir.join("text_encoder/config.json"),
+        )?),
+    };
+    let towers: &[&str] = match layout {
+        TextLayout::Clip | TextLayout::OpenClip => &["text_encoder"],
+        TextLayout::Xl => &["text_encoder", "text_encoder_2"],
+        TextLayout::XlRefiner => &["text_encoder_2"],
+    };
     let unet_keys =
         UNetKeys::new(&unet_cfg, false).map_err(|e| e.at(&dir.join("unet/config.json")))?;
     let up_blocks = vae_cfg.up_block_types.len();
     let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut fused: BTreeMap<String, [Option<Tensor>; 3]> = BTreeMap::new();
-    let parts: [(&str, &str, &KeyMap); 3] = [
-        ("unet", "diffusion_pytorch_model", &|n| unet_keys.sources(n)),
-        ("vae", "diffusion_pytorch_model", &|n| {
-            vae_keys::sources(n, up_blocks, super::kind::VAE_PREFIX)
-        }),
-        ("text_encoder", "model", &|n| {
-            let name = if n.starts_with("text_model.") {
-                n.to_owned()
-            } else {
-                format!("text_model.{n}")
-            };
-            text_keys::sources(&name, layout)
-        }),
+    let unet_map = |n: &str| unet_keys.sources(n);
+    let vae_map = |n: &str| vae_keys::sources(n, up_blocks, super::kind::VAE_PREFIX);
+    let text_maps: Vec<(&str, Box<KeyMap>)> = towers
+        .iter()
+        .map(|&tower| {
+            let map: Box<KeyMap> = Box::new(move |n: &str| {
+                // transformers 5 saves CLIPTextModel without the `text_model.` its variables are named by
+                let name = if n.starts_with("text_model.") || n == "text_projection.weight" {
+                    n.to_owned()
+                } else {
+                    format!("text_model.{n}")
+                };
+                text_keys::sources(&name, layout, tower)
+            });
+            (tower, map)
+        })
+        .collect();
+    let mut parts: Vec<(&str, &str, &KeyMap)> = vec![
+        ("unet", "diffusion_pytorch_model", &unet_map),
+        ("vae", "diffusion_pytorch_model", &vae_map),
     ];
+    parts.extend(text_maps.iter().map(|(t, m)| (*t, "model", m.as_ref())));
     for (part, stem, map) in parts {
         let index = TensorIndex::open(&find_weights(&dir.join(part), stem, None)?)?;
         for name in index.names() {
@@ -68,7 +89,7 @@ pub fn export_folder(
                 return Err(WeightsError::Format {
                     path: dir.join(part),
                     reason: format!(
-                        "tensor {name:?} has no place in the original layout (not an SD 1.x/2.x {part})"
+                        "tensor {name:?} has no place in the original layout (not an SD 1.x/2.x/XL {part})"
                     ),
                 }
                 .into());
@@ -85,13 +106,16 @@ pub fn export_folder(
                 Transform::Third(k) => {
                     fused.entry(src.key).or_default()[k] = Some(t);
                 }
+                Transform::Transpose => {
+                    tensors.insert(src.key, t.tr().contiguous());
+                }
             }
         }
     }
     for (key, parts) in fused {
         let [Some(q), Some(k), Some(v)] = parts else {
             return Err(WeightsError::Format {
-                path: dir.join("text_encoder"),
+                path: dir.to_path_buf(),
                 reason: format!("{key}: q, k and v projections are not all there"),
             }
             .into());

@@ -1,6 +1,8 @@
 //! What a single-file checkpoint holds, told from its header alone (tensor names and shapes), the way diffusers'
 //! `infer_diffusers_model_type` tells it: the UNet's input channels (4 plain, 5 depth, 9 inpainting), the
-//! cross-attention width (768 for SD 1.x's CLIP, 1024 for SD 2.x's OpenCLIP) and the text encoder's prefix.
+//! cross-attention width (768 for SD 1.x's CLIP, 1024 for SD 2.x's OpenCLIP, 2048 for SDXL's two encoders, 1280
+//! for the SDXL refiner's one) and the text encoders' prefixes (`cond_stage_model.*` for SD 1/2, SGM's
+//! `conditioner.embedders.*` for SDXL).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -22,16 +24,22 @@ pub enum CheckpointKind {
     Sd2Depth,
     /// SD 2 inpainting, 9 input channels.
     Sd2Inpaint,
+    /// SDXL base, 1024², two text encoders (stable-diffusion-xl-base-1.0).
+    Sdxl,
+    /// SDXL refiner, OpenCLIP bigG only, aesthetic-score conditioning (stable-diffusion-xl-refiner-1.0).
+    SdxlRefiner,
 }
 
 impl CheckpointKind {
-    pub const ALL: [CheckpointKind; 6] = [
+    pub const ALL: [CheckpointKind; 8] = [
         Self::Sd1,
         Self::Sd1Inpaint,
         Self::Sd2,
         Self::Sd2V,
         Self::Sd2Depth,
         Self::Sd2Inpaint,
+        Self::Sdxl,
+        Self::SdxlRefiner,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +50,8 @@ impl CheckpointKind {
             Self::Sd2V => "sd2-v",
             Self::Sd2Depth => "sd2-depth",
             Self::Sd2Inpaint => "sd2-inpaint",
+            Self::Sdxl => "sdxl",
+            Self::SdxlRefiner => "sdxl-refiner",
         }
     }
 
@@ -54,13 +64,34 @@ impl CheckpointKind {
             Self::Sd2V => "Stable Diffusion 2.x (768², v-prediction)",
             Self::Sd2Depth => "Stable Diffusion 2 depth (5 input channels)",
             Self::Sd2Inpaint => "Stable Diffusion 2 inpainting (9 input channels)",
+            Self::Sdxl => "Stable Diffusion XL base (1024², two text encoders)",
+            Self::SdxlRefiner => {
+                "Stable Diffusion XL refiner (1024², OpenCLIP bigG, aesthetic score)"
+            }
         }
     }
 
     pub fn text_layout(self) -> TextLayout {
         match self {
             Self::Sd1 | Self::Sd1Inpaint => TextLayout::Clip,
+            Self::Sdxl => TextLayout::Xl,
+            Self::SdxlRefiner => TextLayout::XlRefiner,
             _ => TextLayout::OpenClip,
+        }
+    }
+
+    /// Whether the kind is SDXL-shaped (a `text_encoder_2`, a `text_time` UNet).
+    pub fn is_xl(self) -> bool {
+        matches!(self, Self::Sdxl | Self::SdxlRefiner)
+    }
+
+    /// The cross-attention width of the published model: what its text encoders give.
+    pub fn context_dim(self) -> i64 {
+        match self.text_layout() {
+            TextLayout::Clip => 768,
+            TextLayout::OpenClip => 1024,
+            TextLayout::Xl => 2048,
+            TextLayout::XlRefiner => 1280,
         }
     }
 
@@ -98,19 +129,42 @@ impl std::fmt::Display for CheckpointKind {
     }
 }
 
-/// How the text encoder is stored in the file.
+/// How the text encoders are stored in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TextLayout {
     /// `cond_stage_model.transformer.[text_model.]…`: transformers' CLIPTextModel keys under a prefix (SD 1.x).
     Clip,
     /// `cond_stage_model.model.…`: open_clip's keys, q/k/v fused in `in_proj` (SD 2.x).
     OpenClip,
+    /// SDXL base (SGM): CLIP ViT-L as transformers names it under `conditioner.embedders.0.transformer.`, OpenCLIP
+    /// bigG as open_clip names it under `conditioner.embedders.1.model.` (with its `text_projection`).
+    Xl,
+    /// SDXL refiner (SGM): only OpenCLIP bigG, under `conditioner.embedders.0.model.`.
+    XlRefiner,
+}
+
+impl TextLayout {
+    /// What a user reads in `model inspect` and in errors.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Clip => "CLIP (SD 1.x)",
+            Self::OpenClip => "OpenCLIP (SD 2.x)",
+            Self::Xl => "CLIP ViT-L + OpenCLIP bigG (SDXL)",
+            Self::XlRefiner => "OpenCLIP bigG (SDXL refiner)",
+        }
+    }
 }
 
 pub const UNET_PREFIX: &str = "model.diffusion_model.";
 pub const VAE_PREFIX: &str = "first_stage_model.";
 pub const CLIP_PREFIX: &str = "cond_stage_model.transformer.";
 pub const OPEN_CLIP_PREFIX: &str = "cond_stage_model.model.";
+/// SDXL base's first text encoder (CLIP ViT-L, transformers' names).
+pub const XL_CLIP_PREFIX: &str = "conditioner.embedders.0.transformer.";
+/// SDXL base's second text encoder (OpenCLIP bigG, open_clip's names).
+pub const XL_OPEN_CLIP_PREFIX: &str = "conditioner.embedders.1.model.";
+/// The SDXL refiner's only text encoder (OpenCLIP bigG).
+pub const XL_REFINER_OPEN_CLIP_PREFIX: &str = "conditioner.embedders.0.model.";
 const IN_CONV: &str = "model.diffusion_model.input_blocks.0.0.weight";
 
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +177,7 @@ pub enum CheckpointError {
     },
     #[error(
         "{path} holds no Stable Diffusion UNet (no `model.diffusion_model.*` tensors); its first tensors are \
-         {found}; texaug reads single-file SD 1.x/2.x checkpoints in the original (LDM) layout, or diffusers folders"
+         {found}; texaug reads single-file SD 1.x/2.x (LDM) and SDXL (SGM) checkpoints, or diffusers folders"
     )]
     Unknown { path: PathBuf, found: String },
     #[error("{path}: {what}; {fix}")]
@@ -152,13 +206,14 @@ pub enum CheckpointError {
         channels: i64,
     },
     #[error(
-        "{path}: `[model] kind = \"{kind}\"` says {says}, but the file holds {found}; correct `kind` or leave it out \
-         to have it detected"
+        "{path}: `[model] kind = \"{kind}\"` says a {says} text encoder, {width} wide, but the file holds {found}; \
+         correct `kind` or leave it out to have it detected"
     )]
     KindText {
         path: PathBuf,
         kind: CheckpointKind,
         says: &'static str,
+        width: i64,
         found: String,
     },
     #[error(
@@ -197,8 +252,55 @@ fn first_keys(index: &TensorIndex) -> String {
     }
 }
 
+/// The text encoders' layout, from their prefixes. SDXL's SGM files are told as diffusers tells them: a base has
+/// OpenCLIP at `conditioner.embedders.1.model.`, a refiner at `conditioner.embedders.0.model.`.
+fn text_layout(path: &Path, index: &TensorIndex) -> Result<TextLayout, CheckpointError> {
+    let has = |prefix: &str| index.names().any(|k| k.starts_with(prefix));
+    let unsupported = |what: &str, fix: &str| CheckpointError::Unsupported {
+        path: path.into(),
+        what: what.into(),
+        fix: fix.into(),
+    };
+    if index.contains("edm_mean") || index.contains("edm_std") {
+        return Err(unsupported(
+            "a Playground v2.5 checkpoint (SDXL-shaped, EDM noise schedule: `edm_mean`)",
+            "texaug runs SD 1.x, 2.x and SDXL models with their DDPM schedules; use an SDXL base or fine-tune",
+        ));
+    }
+    if has(XL_OPEN_CLIP_PREFIX) {
+        if !has(XL_CLIP_PREFIX) {
+            return Err(unsupported(
+                "an SDXL checkpoint with OpenCLIP (`conditioner.embedders.1.model.*`) but no CLIP ViT-L \
+                 (`conditioner.embedders.0.transformer.*`)",
+                "use the full checkpoint with both text encoders",
+            ));
+        }
+        return Ok(TextLayout::Xl);
+    }
+    if has(XL_REFINER_OPEN_CLIP_PREFIX) {
+        return Ok(TextLayout::XlRefiner);
+    }
+    if has("conditioner.") {
+        return Err(unsupported(
+            "an SGM checkpoint whose text encoders (`conditioner.embedders.*`) are neither SDXL base's nor the \
+             refiner's",
+            "texaug reads SDXL base (CLIP ViT-L + OpenCLIP bigG) and refiner (OpenCLIP bigG) single files",
+        ));
+    }
+    if has(OPEN_CLIP_PREFIX) {
+        Ok(TextLayout::OpenClip)
+    } else if has(CLIP_PREFIX) {
+        Ok(TextLayout::Clip)
+    } else {
+        Err(unsupported(
+            "the file has a UNet but no text encoder (`cond_stage_model.*` or `conditioner.embedders.*`)",
+            "use the full checkpoint (UNet, VAE and text encoder), not a UNet-only extract",
+        ))
+    }
+}
+
 /// Tells a checkpoint's kind from its header. `kind` (the recipe's) wins where given, but must agree with the
-/// UNet's input channels.
+/// UNet's input channels and the text encoders.
 pub fn detect(
     path: &Path,
     index: &TensorIndex,
@@ -208,13 +310,6 @@ pub fn detect(
     if !has(UNET_PREFIX) {
         return Err(not_a_checkpoint(path, index));
     }
-    if has("conditioner.") {
-        return Err(CheckpointError::Unsupported {
-            path: path.into(),
-            what: "an SDXL checkpoint (`conditioner.embedders.*`)".into(),
-            fix: "this version of texaug runs SD 1.x and 2.x models".into(),
-        });
-    }
     let in_channels = index
         .shape(IN_CONV)
         .and_then(|s| s.get(1).copied())
@@ -222,19 +317,9 @@ pub fn detect(
             path: path.into(),
             found: format!("no `{IN_CONV}`"),
         })?;
-    let text = if has(OPEN_CLIP_PREFIX) {
-        TextLayout::OpenClip
-    } else if has(CLIP_PREFIX) {
-        TextLayout::Clip
-    } else {
-        return Err(CheckpointError::Unsupported {
-            path: path.into(),
-            what: "the file has a UNet but no text encoder (`cond_stage_model.*`)".into(),
-            fix: "use the full checkpoint (UNet, VAE and text encoder), not a UNet-only extract"
-                .into(),
-        });
-    };
-    // Any cross-attention key gives the text width; diffusers reads input_blocks.2's (there in every SD model).
+    let text = text_layout(path, index)?;
+    // Any cross-attention key gives the text width; diffusers reads input_blocks.2's (there in every SD 1/2
+    // model; SDXL's first attention is in input_blocks.4).
     let context_dim = index
         .names()
         .filter(|k| k.starts_with(UNET_PREFIX) && k.ends_with("attn2.to_k.weight"))
@@ -260,23 +345,19 @@ pub fn detect(
                 channels: in_channels,
             });
         }
-        // The text encoder and the cross-attention width tell SD 1 from SD 2; a published-size file must agree.
-        let (says, width) = match k.text_layout() {
-            TextLayout::Clip => ("a CLIP (SD 1.x) text encoder, 768 wide", 768),
-            TextLayout::OpenClip => ("an OpenCLIP (SD 2.x) text encoder, 1024 wide", 1024),
-        };
-        let published = matches!(context_dim, Some(768 | 1024));
+        // The text encoders and the cross-attention width tell the families apart; a published-size file must
+        // agree.
+        let width = k.context_dim();
+        let published = matches!(context_dim, Some(768 | 1024 | 1280 | 2048));
         if text != k.text_layout() || (published && context_dim != Some(width)) {
             return Err(CheckpointError::KindText {
                 path: path.into(),
                 kind: k,
-                says,
+                says: k.text_layout().describe(),
+                width,
                 found: format!(
                     "a {} text encoder and cross-attention {} wide",
-                    match text {
-                        TextLayout::Clip => "CLIP (SD 1.x)",
-                        TextLayout::OpenClip => "OpenCLIP (SD 2.x)",
-                    },
+                    text.describe(),
                     context_dim.map_or_else(|| "of unknown width".into(), |d| d.to_string())
                 ),
             });
@@ -284,12 +365,12 @@ pub fn detect(
         detected.kind = Some(k);
         return Ok(detected);
     }
-    detected.kind = match (context_dim, in_channels) {
-        (Some(768), 4) => Some(CheckpointKind::Sd1),
-        (Some(768), 9) => Some(CheckpointKind::Sd1Inpaint),
-        (Some(1024), 5) => Some(CheckpointKind::Sd2Depth),
-        (Some(1024), 9) => Some(CheckpointKind::Sd2Inpaint),
-        (Some(1024), 4) => {
+    detected.kind = match (text, context_dim, in_channels) {
+        (TextLayout::Clip, Some(768), 4) => Some(CheckpointKind::Sd1),
+        (TextLayout::Clip, Some(768), 9) => Some(CheckpointKind::Sd1Inpaint),
+        (TextLayout::OpenClip, Some(1024), 5) => Some(CheckpointKind::Sd2Depth),
+        (TextLayout::OpenClip, Some(1024), 9) => Some(CheckpointKind::Sd2Inpaint),
+        (TextLayout::OpenClip, Some(1024), 4) => {
             // The weights cannot tell 512² epsilon from 768² v-prediction. Stability's model-spec metadata can;
             // without it diffusers takes v-prediction (stable-diffusion-2-1), and so does texaug, saying so.
             let spec = |k: &str| index.metadata().get(k).map(|v| v.to_ascii_lowercase());
@@ -309,6 +390,20 @@ pub fn detect(
                 CheckpointKind::Sd2
             })
         }
+        // SGM's prefixes say SDXL whatever the width (diffusers looks for a key alone, too).
+        (TextLayout::Xl, _, 4) => Some(CheckpointKind::Sdxl),
+        (TextLayout::XlRefiner, _, 4) => Some(CheckpointKind::SdxlRefiner),
+        (TextLayout::Xl | TextLayout::XlRefiner, _, channels) => {
+            return Err(CheckpointError::Unsupported {
+                path: path.into(),
+                what: format!(
+                    "an SDXL checkpoint whose UNet takes {channels} input channels (SDXL inpainting has 9)"
+                ),
+                fix: "texaug runs SDXL base and refiner models (4 channels); inpaint with an SD 1.x/2.x \
+                      inpainting model"
+                    .into(),
+            });
+        }
         _ => None,
     };
     Ok(detected)
@@ -324,10 +419,7 @@ impl Detected {
                 self.in_channels,
                 self.context_dim
                     .map_or_else(|| "unknown".into(), |d| d.to_string()),
-                match self.text {
-                    TextLayout::Clip => "CLIP (SD 1.x)",
-                    TextLayout::OpenClip => "OpenCLIP (SD 2.x)",
-                }
+                self.text.describe()
             ),
             kinds: CheckpointKind::names(),
         })

@@ -1,7 +1,8 @@
 //! A diffusers UNet variable's key in the original (LDM) layout. LDM numbers its blocks flat: `input_blocks.0` is
 //! `conv_in`, then each down block's layers (`.0` the resnet, `.1` its attention) and its downsampler; each up
 //! block has one layer more than its down block, its upsampler sitting in the last one (`.1`, or `.2` after an
-//! attention). Resnets rename their layers (`in_layers.0` → `norm1`, …).
+//! attention). Resnets rename their layers (`in_layers.0` → `norm1`, …). SDXL's SGM files use the same numbering
+//! (a block without attention simply has no `.1`), plus `label_emb` for the added embedding.
 
 use crate::diffusion::config::ConfigError;
 use crate::diffusion::unet_config::UNet2DConditionConfig;
@@ -58,6 +59,9 @@ impl UNetKeys {
             ("conv_in", "input_blocks.0.0"),
             ("conv_norm_out", "out.0"),
             ("conv_out", "out.2"),
+            // SDXL's text_time embedding: SGM's `label_emb` is Sequential(Linear, SiLU, Linear).
+            ("add_embedding.linear_1", "label_emb.0.0"),
+            ("add_embedding.linear_2", "label_emb.0.2"),
         ];
         for (new, old) in simple {
             let depth = new.matches('.').count() + 1;
