@@ -119,11 +119,12 @@ fixtures:  ## regenerate tests/fixtures with diffusers (needs Python and network
 	python3 -m venv $(TEXAUG_CACHE)/reference && $(TEXAUG_CACHE)/reference/bin/pip install -q -r ci/reference/requirements.txt
 	$(TEXAUG_CACHE)/reference/bin/python ci/reference/make_fixtures.py --out tests/fixtures
 
-fullsize-check: setup  ## SD 1.5 / SD 2.1 sized networks and single files with random weights against diffusers (slow, ~GBs)
+fullsize-check: setup  ## SD 1.5 / SD 2.1 / SDXL sized networks and single files with random weights against diffusers (slow, ~22 GB)
 	python3 -m venv $(TEXAUG_CACHE)/reference && $(TEXAUG_CACHE)/reference/bin/pip install -q -r ci/reference/requirements.txt
 	$(TEXAUG_CACHE)/reference/bin/python ci/reference/fullsize.py --out $(TEXAUG_CACHE)/fullsize
 	TEXAUG_FULLSIZE_DIR=$(TEXAUG_CACHE)/fullsize cargo test --release --locked -p texaug-stages --test parity_networks fullsize -- --ignored --nocapture
 	TEXAUG_FULLSIZE_DIR=$(TEXAUG_CACHE)/fullsize cargo test --release --locked -p texaug-stages --test single_file fullsize -- --ignored --nocapture
+	TEXAUG_FULLSIZE_DIR=$(TEXAUG_CACHE)/fullsize cargo test --release --locked -p texaug-stages --test parity_xl fullsize -- --ignored --nocapture
 
 clean-output:  ## remove output/ (keeps the folder)
 	find output -mindepth 1 -not -name .gitkeep -delete

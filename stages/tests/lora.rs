@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::fixtures::{fixtures, read_json};
-use common::parity::{fixture_request, pipeline_parity};
+use common::parity::{fixture_request, pipeline_parity_within};
 use tch::{Device, Kind, Tensor};
 use texaug_stages::diffusion::img2img::StableDiffusion;
 use texaug_stages::diffusion::lora::LoraSpec;
@@ -15,28 +15,89 @@ use texaug_stages::diffusion::model_dir::ModelSource;
 use texaug_stages::diffusion::pipeline_source::ModelRef;
 
 fn with_lora(path: PathBuf, scale: f64) -> ModelRef {
+    with_lora_on("sd1-tiny", path, scale)
+}
+
+fn with_lora_on(model: &str, path: PathBuf, scale: f64) -> ModelRef {
     ModelRef {
         loras: vec![LoraSpec { path, scale }],
-        ..ModelRef::from(ModelSource::Dir(fixtures().join("models/sd1-tiny")))
+        ..ModelRef::from(ModelSource::Dir(fixtures().join("models").join(model)))
     }
 }
 
 fn lora_parity(name: &str) {
+    lora_parity_on("sd1-tiny", name, 2, 0.25);
+}
+
+/// `model`'s img2img cases with LoRA `name` (`outputs/<model>-lora/<name>/`), within `max` / `mean` on uint8.
+fn lora_parity_on(model: &str, name: &str, max: i32, mean: f64) {
+    let cases_dir = format!("{model}-lora");
     let cases = read_json(
         &fixtures()
-            .join("outputs/sd1-tiny-lora")
+            .join("outputs")
+            .join(&cases_dir)
             .join(name)
             .join("cases.json"),
     );
     let scale = cases["lora_scale"].as_f64().expect("lora_scale");
-    let model = with_lora(
+    let with = with_lora_on(
+        model,
         fixtures().join(cases["lora"].as_str().expect("lora")),
         scale,
     );
-    pipeline_parity("sd1-tiny-lora", name, &|kind| {
-        StableDiffusion::load_ref(&model, Device::Cpu, Kind::Float, Some(kind))
+    let load = |kind| {
+        StableDiffusion::load_ref(&with, Device::Cpu, Kind::Float, Some(kind))
             .unwrap_or_else(|e| panic!("{name}: {e}"))
-    });
+    };
+    pipeline_parity_within(&cases_dir, name, &load, max, mean);
+}
+
+/// An SDXL LoRA as kohya's SDXL trainers write it: the UNet named after SGM's blocks (`input_blocks_4_1_…`),
+/// both text towers (`lora_te1_`, `lora_te2_`), alpha.
+#[test]
+fn sdxl_kohya_lora_with_sgm_names_gives_diffusers_images() {
+    lora_parity_on("sdxl-tiny", "kohya_sgm", 1, 0.01);
+}
+
+/// An SDXL LoRA in diffusers/PEFT keys, on the UNet and `text_encoder_2`.
+#[test]
+fn sdxl_peft_lora_on_the_second_tower_gives_diffusers_images() {
+    lora_parity_on("sdxl-tiny", "peft", 1, 0.01);
+}
+
+/// A stage's SDXL LoRA switched in on the loaded pipeline equals it loaded with the model, on both towers, and
+/// switched out gives the plain model back exactly.
+#[test]
+fn switching_an_sdxl_lora_is_exact() {
+    let req = fixture_request("a mug", 4, 0.6, 2);
+    let image =
+        |sd: &StableDiffusion| sd.img2img(std::slice::from_ref(&req)).expect("img2img")[0].clone();
+    let plain_ref = ModelRef::from(ModelSource::Dir(fixtures().join("models/sdxl-tiny")));
+    let kohya = LoraSpec {
+        path: fixtures().join("loras/sdxl-tiny-kohya_sgm.safetensors"),
+        scale: 0.8,
+    };
+    let mut sd =
+        StableDiffusion::load_ref(&plain_ref, Device::Cpu, Kind::Float, None).expect("load");
+    let plain = image(&sd);
+    sd.use_adapters(std::slice::from_ref(&kohya))
+        .expect("kohya");
+    let switched = image(&sd);
+    let loaded = StableDiffusion::load_ref(
+        &with_lora_on("sdxl-tiny", kohya.path.clone(), 0.8),
+        Device::Cpu,
+        Kind::Float,
+        None,
+    )
+    .expect("load with");
+    assert_ne!(
+        switched.as_raw(),
+        plain.as_raw(),
+        "the LoRA changes the image"
+    );
+    assert_eq!(switched.as_raw(), image(&loaded).as_raw());
+    sd.use_adapters(&[]).expect("none");
+    assert_eq!(image(&sd).as_raw(), plain.as_raw(), "switched out exactly");
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use common::fixtures::fixtures;
 use common::networks::{
-    check_within, get, load, load_clip_with, load_unet_at, load_vae, model_dir, outputs,
+    check_within, get, load, load_clip_with, load_unet_at, load_vae, model_dir, outputs, rel_l2,
     with_rng_lock,
 };
 use common::parity;
@@ -260,4 +260,129 @@ fn sdxl_refiner_img2img_matches_diffusers() {
 #[test]
 fn sdxl_controlnet_img2img_matches_diffusers() {
     xl_pipeline_parity("controlnet-xl-tiny");
+}
+
+/// Full size (`make fullsize-check`): SDXL base's UNet (2.6 B parameters, published config) and OpenCLIP bigG with
+/// its projection, seeded random weights, against diffusers/transformers; then the same UNet weights under
+/// texaug's built-in SDXL config (what a single file loads with), which must give the same output.
+#[test]
+#[ignore = "needs TEXAUG_FULLSIZE_DIR with the full-size reference models (ci/reference/fullsize.py --only sdxl)"]
+fn fullsize_sdxl_unet_and_bigg() {
+    use texaug_stages::diffusion::pipeline_source::ConfigSet;
+    use texaug_stages::diffusion::single_file::CheckpointKind;
+    use texaug_stages::diffusion::unet::UNet2DConditionModel;
+    use texaug_stages::diffusion::unet_config::UNet2DConditionConfig;
+    use texaug_stages::diffusion::weights::{find_weights, load_into};
+    let root = std::path::PathBuf::from(
+        std::env::var_os("TEXAUG_FULLSIZE_DIR")
+            .expect("set TEXAUG_FULLSIZE_DIR to the output folder of ci/reference/fullsize.py"),
+    );
+    let dir = root.join("sdxl");
+    let t = common::fixtures::read_tensors(&dir.join("reference.safetensors"));
+    let full = |what: &str, got: &Tensor, want: &Tensor| check_within(what, got, want, 1e-4);
+    tch::no_grad(|| {
+        {
+            let (_vs, clip, proj) = load_clip_with(&dir.join("text_encoder_2"), true);
+            let (penultimate, pooled) =
+                clip.forward_penultimate(get(&t, "text_encoder_2.input_ids"));
+            let text_embeds = proj.expect("projection").forward(&pooled);
+            // Against the float64 run: texaug's float32 error must be of the size of transformers' own float32
+            // error (the random 32-layer tower amplifies rounding to ~1e-3; a wrong weight would be O(1)).
+            for (what, got) in [
+                ("hidden_states_penultimate", &penultimate),
+                ("text_embeds", &text_embeds),
+            ] {
+                let exact = get(&t, &format!("text_encoder_2.{what}.f64"));
+                let theirs = rel_l2(get(&t, &format!("text_encoder_2.{what}")), exact);
+                let ours = rel_l2(got, exact);
+                eprintln!(
+                    "sdxl bigG {what}: relative L2 vs float64 {ours:.3e} (transformers' float32: {theirs:.3e})"
+                );
+                assert!(
+                    ours <= 2.0 * theirs + 1e-6,
+                    "bigG {what}: {ours:.3e} vs {theirs:.3e}"
+                );
+            }
+        }
+        let added = AddedCond {
+            text_embeds: get(&t, "unet.text_embeds").shallow_clone(),
+            time_ids: get(&t, "unet.time_ids").shallow_clone(),
+        };
+        // The UNet is 10 GB: diffusers saves it in two shards, which the loader reads through their index.
+        let files =
+            find_weights(&dir.join("unet"), "diffusion_pytorch_model", None).expect("unet weights");
+        let run = |what: &str, cfg: &UNet2DConditionConfig| {
+            let t0 = std::time::Instant::now();
+            let vs = tch::nn::VarStore::new(Device::Cpu);
+            let unet = with_rng_lock(|| UNet2DConditionModel::new(vs.root(), cfg)).unwrap();
+            load_into(&vs, &files).expect("load the UNet");
+            let out = unet.forward_t(
+                get(&t, "unet.sample"),
+                get(&t, "unet.timestep"),
+                get(&t, "unet.encoder_hidden_states"),
+                Some(&added),
+                None,
+            );
+            eprintln!(
+                "sdxl unet ({what}): loaded and run in {:.1} s",
+                t0.elapsed().as_secs_f64()
+            );
+            full(&format!("sdxl unet ({what})"), &out, get(&t, "unet.out"));
+        };
+        let published = UNet2DConditionConfig::from_file(&dir.join("unet/config.json"))
+            .expect("the published SDXL config parses");
+        run("published config", &published);
+        let builtin = ConfigSet::Builtin {
+            kind: CheckpointKind::Sdxl,
+            checkpoint: "sdxl.safetensors".into(),
+        }
+        .unet()
+        .expect("built-in SDXL config");
+        run("texaug's built-in config", &builtin);
+    });
+}
+
+/// The SDXL pipeline in float16 and bfloat16 (the UNet and text towers cast, the `force_upcast` VAE kept in
+/// float32 as diffusers keeps it) stays near diffusers' float32 image.
+#[test]
+fn sdxl_in_half_precision_stays_near_float32() {
+    let dir = fixtures().join("outputs/sdxl-tiny/img2img");
+    let want = image::open(dir.join("euler_a_g7p5.png"))
+        .expect("png")
+        .to_rgb8();
+    let cases = common::fixtures::read_json(&dir.join("cases.json"));
+    let case = &cases["cases"][2];
+    assert_eq!(case["name"], "euler_a_g7p5");
+    let input = image::open(dir.join("input.png")).expect("input").to_rgb8();
+    let req = texaug_stages::diffusion::img2img::Img2ImgRequest {
+        negative_prompt: case["negative_prompt"].as_str().expect("negative").into(),
+        strength: case["strength"].as_f64().expect("strength"),
+        guidance: case["guidance_scale"].as_f64().expect("guidance"),
+        steps: case["num_inference_steps"].as_u64().expect("steps") as usize,
+        seed: case["seeds"][0].as_u64().expect("seed"),
+        ..texaug_stages::diffusion::img2img::Img2ImgRequest::new(
+            input,
+            case["prompt"].as_str().expect("prompt"),
+        )
+    };
+    let source = ModelSource::Dir(fixtures().join("models/sdxl-tiny"));
+    for kind in [Kind::Half, Kind::BFloat16] {
+        let sd = StableDiffusion::load(
+            &source,
+            Device::Cpu,
+            kind,
+            Some("euler_a".parse().expect("kind")),
+        )
+        .expect("load");
+        let got = sd.img2img(std::slice::from_ref(&req)).expect("img2img");
+        let diffs: Vec<f64> = got[0]
+            .as_raw()
+            .iter()
+            .zip(want.as_raw())
+            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+            .collect();
+        let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+        eprintln!("sdxl-tiny euler_a {kind:?}: mean |diff| {mean:.3} vs diffusers float32");
+        assert!(mean < 3.0, "{kind:?}: mean difference {mean}");
+    }
 }

@@ -86,6 +86,12 @@ macro_rules! defaults {
     ($($name:ident: $t:ty = $v:expr;)*) => { $(pub(crate) fn $name() -> $t { $v })* };
 }
 
+/// A boolean a config may write as `null` (stable-diffusion-xl-base-1.0 has `"upcast_attention": null`): null
+/// is false, as Python's truthiness reads it.
+pub(crate) fn bool_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(<Option<bool> as serde::Deserialize>::deserialize(d)?.unwrap_or(false))
+}
+
 /// Default values of config fields, shared with the ControlNet config.
 pub(crate) mod defaults {
     use super::PerBlock;

@@ -4,7 +4,9 @@ use serde::Deserialize;
 use std::path::Path;
 
 use super::config::defaults::*;
-use super::config::{check_common, check_groups, read_json, unsupported, ConfigError, PerBlock};
+use super::config::{
+    bool_or_null, check_common, check_groups, read_json, unsupported, ConfigError, PerBlock,
+};
 
 /// `unet/config.json` of a `UNet2DConditionModel`.
 #[derive(Debug, Clone, Deserialize)]
@@ -15,7 +17,7 @@ pub struct UNet2DConditionConfig {
     pub in_channels: i64,
     #[serde(default = "d_4")]
     pub out_channels: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bool_or_null")]
     pub center_input_sample: bool,
     #[serde(default = "d_true")]
     pub flip_sin_to_cos: bool,
@@ -51,9 +53,9 @@ pub struct UNet2DConditionConfig {
     pub attention_head_dim: PerBlock<i64>,
     #[serde(default)]
     pub num_attention_heads: Option<PerBlock<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bool_or_null")]
     pub dual_cross_attention: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bool_or_null")]
     pub use_linear_projection: bool,
     #[serde(default)]
     pub class_embed_type: Option<String>,
@@ -67,7 +69,7 @@ pub struct UNet2DConditionConfig {
     /// SDXL: `add_embedding`'s input width, `projection_dim + addition_time_embed_dim × ids`.
     #[serde(default)]
     pub projection_class_embeddings_input_dim: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bool_or_null")]
     pub upcast_attention: bool,
     #[serde(default = "d_default")]
     pub resnet_time_scale_shift: String,
@@ -267,6 +269,17 @@ impl UNet2DConditionConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The published SDXL base config writes `"upcast_attention": null` (and other nulls) and must parse.
+    #[test]
+    fn null_booleans_of_published_configs_read_as_false() {
+        let c: UNet2DConditionConfig = serde_json::from_value(serde_json::json!({
+            "upcast_attention": null, "use_linear_projection": true, "center_input_sample": null,
+            "num_attention_heads": null, "class_embed_type": null, "addition_embed_type": "text_time",
+        }))
+        .unwrap();
+        assert!(!c.upcast_attention && !c.center_input_sample && c.use_linear_projection);
+    }
 
     #[test]
     fn legacy_head_dim_means_heads() {
