@@ -661,6 +661,9 @@ def base_img2img(pipe, out_dir: Path) -> int:
     case("ddim_sizes_g7p5", "ddim", 7.5, P, N, S,
          cond={"original_size": (128, 96), "target_size": (64, 64), "crops_coords_top_left": (4, 8)})
     case("dpmpp2m_karras_start0p5_g7p5", "dpmpp2m_karras", 7.5, P, N, S, denoising_start=0.5)
+    # The rest of texaug's schedulers, after the cases above so their order stays.
+    for s in ("dpmpp2m", "pndm"):
+        case(f"{s}_g7p5", s, 7.5, P, N, S)
     _write_cases(out_dir, "sdxl-tiny", "StableDiffusionXLImg2ImgPipeline", tensors, embeds, cases)
     return len(cases)
 

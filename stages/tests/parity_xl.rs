@@ -243,8 +243,9 @@ fn xl_pipeline_parity(model: &str) {
     );
 }
 
-/// ddim, euler, euler_a, dpmpp2m_karras at guidance 7.5 and 1, a null negative (zeroed embeddings), a batch of
-/// two prompts, original/target size and crop in the time ids, `denoising_start = 0.5`.
+/// Every scheduler (ddim, euler, euler_a, dpmpp2m, dpmpp2m_karras, pndm) at guidance 7.5, two at 1, a null
+/// negative (zeroed embeddings), a batch of two prompts, original/target size and crop in the time ids,
+/// `denoising_start = 0.5`.
 #[test]
 fn sdxl_img2img_matches_diffusers() {
     xl_pipeline_parity("sdxl-tiny");
