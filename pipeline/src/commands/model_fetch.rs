@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use texaug_stages::diffusion::hub;
-use texaug_stages::diffusion::model_dir::{ModelSource, PIPELINE_COMPONENTS};
+use texaug_stages::diffusion::model_dir::ModelSource;
 
 use crate::cli::FetchArgs;
 
@@ -36,8 +36,7 @@ pub fn fetch(args: &FetchArgs) -> Result<ExitCode> {
         }
         let t0 = Instant::now();
         eprintln!(
-            "texaug: fetching {id} ({}) into {}",
-            PIPELINE_COMPONENTS.join(", "),
+            "texaug: fetching {id} (model_index.json and the pipeline components it names) into {}",
             cache.display()
         );
         let dir = source
