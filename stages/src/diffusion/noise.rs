@@ -57,32 +57,32 @@ pub fn seeded<T>(seed: u64, f: impl FnOnce() -> T) -> T {
 
 /// A job's noise for latents of `[c, h, w]` with `step_draws` ancestral steps.
 pub fn draw_job_noise(seed: u64, latent: [i64; 3], step_draws: usize) -> JobNoise {
-    let shape = [1, latent[0], latent[1], latent[2]];
-    let shapes: Vec<&[i64]> = std::iter::repeat_n(&shape[..], 2 + step_draws).collect();
-    let mut all = draw(seed, &shapes).into_iter();
-    let vae_eps = all
-        .next()
-        .unwrap_or_else(|| Tensor::zeros(shape, (Kind::Float, Device::Cpu)));
-    let latent_noise = all
-        .next()
-        .unwrap_or_else(|| Tensor::zeros(shape, (Kind::Float, Device::Cpu)));
-    JobNoise {
-        vae_eps,
-        latent_noise,
-        step_noise: all.collect(),
-    }
+    draw_noise(seed, latent, step_draws, true)
 }
 
 /// A job's noise when it starts from the image's latents un-noised (SDXL's `denoising_start`): diffusers then
 /// draws no img2img noise, so the step draws follow the posterior eps directly (`latent_noise` is zeros, unused).
 pub fn draw_refine_noise(seed: u64, latent: [i64; 3], step_draws: usize) -> JobNoise {
+    draw_noise(seed, latent, step_draws, false)
+}
+
+/// The posterior eps, the img2img latent noise when `with_latent_noise` (else zeros, not drawn), then the step
+/// draws, in that order from `seed`.
+fn draw_noise(seed: u64, latent: [i64; 3], step_draws: usize, with_latent_noise: bool) -> JobNoise {
     let shape = [1, latent[0], latent[1], latent[2]];
-    let shapes: Vec<&[i64]> = std::iter::repeat_n(&shape[..], 1 + step_draws).collect();
+    let count = 1 + usize::from(with_latent_noise) + step_draws;
+    let shapes: Vec<&[i64]> = std::iter::repeat_n(&shape[..], count).collect();
     let mut all = draw(seed, &shapes).into_iter();
     let zeros = || Tensor::zeros(shape, (Kind::Float, Device::Cpu));
+    let vae_eps = all.next().unwrap_or_else(zeros);
+    let latent_noise = if with_latent_noise {
+        all.next().unwrap_or_else(zeros)
+    } else {
+        zeros()
+    };
     JobNoise {
-        vae_eps: all.next().unwrap_or_else(zeros),
-        latent_noise: zeros(),
+        vae_eps,
+        latent_noise,
         step_noise: all.collect(),
     }
 }

@@ -67,19 +67,20 @@ impl StableDiffusion {
         // Text (and SDXL's pooled text + size ids): [uncond…, cond…] when guided, as diffusers concatenates.
         let prompts: Vec<&str> = batch.iter().map(|r| r.prompt.as_str()).collect();
         let cond = self.prompt_embeds(&prompts);
-        let (pos_ids, neg_ids) = self.time_ids(batch, key);
+        let time_ids = self.time_ids(batch, key);
         let embeds = if key.guided {
             let negatives: Vec<&str> = batch.iter().map(|r| r.negative_prompt.as_str()).collect();
             PromptEmbeds::cat(&self.negative_embeds(&negatives), &cond)
         } else {
             cond
         };
-        let added = match (&embeds.pooled, pos_ids) {
-            (Some(pooled), Some(pos)) => Some(AddedCond {
+        let added = match (&embeds.pooled, time_ids) {
+            (Some(pooled), Some((pos, neg))) => Some(AddedCond {
                 text_embeds: pooled.shallow_clone(),
-                time_ids: match (key.guided, neg_ids) {
-                    (true, Some(neg)) => Tensor::cat(&[neg, pos], 0),
-                    _ => pos,
+                time_ids: if key.guided {
+                    Tensor::cat(&[neg, pos], 0)
+                } else {
+                    pos
                 },
             }),
             _ => None,
@@ -251,15 +252,9 @@ impl StableDiffusion {
         postprocess(&decoded)
     }
 
-    /// SDXL's `(add_time_ids, add_neg_time_ids)`, `[b, 5 or 6]` each on the device; `(None, None)` for SD 1/2.
-    fn time_ids(
-        &self,
-        batch: &[Img2ImgRequest],
-        key: BatchKey,
-    ) -> (Option<Tensor>, Option<Tensor>) {
-        let Some(xl) = self.xl else {
-            return (None, None);
-        };
+    /// SDXL's `(add_time_ids, add_neg_time_ids)`, `[b, 5 or 6]` each on the device; `None` for SD 1/2.
+    fn time_ids(&self, batch: &[Img2ImgRequest], key: BatchKey) -> Option<(Tensor, Tensor)> {
+        let xl = self.xl?;
         let (mut pos, mut neg) = (Vec::new(), Vec::new());
         for r in batch {
             let (p, n) = xl.time_ids(&r.xl, key.height, key.width);
@@ -271,7 +266,7 @@ impl StableDiffusion {
                 .reshape([batch.len() as i64, xl.id_count() as i64])
                 .to_device(self.device)
         };
-        (Some(rows(pos)), Some(rows(neg)))
+        Some((rows(pos), rows(neg)))
     }
 
     /// `uint8 [H, W, 3]` images → `[b, 3, H, W]` float in [-1, 1] on the device (`x / 255 * 2 - 1`).
