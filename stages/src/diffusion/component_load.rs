@@ -55,18 +55,9 @@ pub fn fill_from_folder(
     Ok(())
 }
 
-/// The text encoder in float32 ([`finish_text_and_unet`] casts it).
-pub fn text_encoder(
-    src: &PipelineSource,
-    cfg: &ClipTextConfig,
-    device: Device,
-) -> Result<Loaded<ClipTextTransformer>, DiffusionError> {
-    let (net, _, store) = text_encoder_at(src, "text_encoder", cfg, false, device)?;
-    Ok(Loaded { net, store })
-}
-
-/// The text encoder of `component` (`text_encoder`, or SDXL's `text_encoder_2`) in float32, with its
-/// `text_projection` when `projection` (`CLIPTextModelWithProjection`, keys beside `text_model`).
+/// The text encoder of `component` (`text_encoder`, or SDXL's `text_encoder_2`) in float32 ([`finish_text_and_unet`]
+/// casts it), with its `text_projection` when `projection` (`CLIPTextModelWithProjection`, keys beside
+/// `text_model`).
 pub fn text_encoder_at(
     src: &PipelineSource,
     component: &str,
