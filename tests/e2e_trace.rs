@@ -79,17 +79,7 @@ fn init_tiny(kind: &str, seed: u32, out: &Path) {
 
 /// The values of one column over a manifest part.
 fn column(part: &Path, name: &str) -> Vec<String> {
-    use polars::prelude::*;
-    let df = ParquetReader::new(File::open(part).unwrap())
-        .finish()
-        .unwrap();
-    df.column(name)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or("").to_string())
-        .collect()
+    string_rows(part, &[name]).into_iter().flatten().collect()
 }
 
 /// The one model hash every row of a part carries.
