@@ -1,6 +1,7 @@
 //! Attention as diffusers builds it for Stable Diffusion: `Attention` (self/cross, and the VAE's spatial form),
 //! `FeedForward` with GEGLU, `BasicTransformerBlock` and the continuous-input `Transformer2DModel`.
 
+use super::layers;
 use super::resnet::{conv2d, group_norm};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -34,7 +35,7 @@ impl Attention {
     pub fn new(vs: nn::Path, c: AttentionConfig) -> Self {
         let inner = c.heads * c.head_dim;
         let lin = |name: &str, i, o, bias| {
-            nn::linear(
+            layers::linear(
                 &vs / name,
                 i,
                 o,
@@ -48,7 +49,7 @@ impl Attention {
             to_q: lin("to_q", c.query_dim, inner, c.qkv_bias),
             to_k: lin("to_k", c.context_dim, inner, c.qkv_bias),
             to_v: lin("to_v", c.context_dim, inner, c.qkv_bias),
-            to_out: nn::linear(&vs / "to_out" / 0, inner, c.query_dim, Default::default()),
+            to_out: layers::linear(&vs / "to_out" / 0, inner, c.query_dim, Default::default()),
             heads: c.heads,
             upcast: c.upcast,
         }
@@ -110,8 +111,8 @@ impl FeedForward {
     pub fn new(vs: nn::Path, dim: i64, mult: i64) -> Self {
         let inner = dim * mult;
         FeedForward {
-            proj: nn::linear(&vs / "net" / 0 / "proj", dim, inner * 2, Default::default()),
-            out: nn::linear(&vs / "net" / 2, inner, dim, Default::default()),
+            proj: layers::linear(&vs / "net" / 0 / "proj", dim, inner * 2, Default::default()),
+            out: layers::linear(&vs / "net" / 2, inner, dim, Default::default()),
         }
     }
 }
@@ -127,11 +128,11 @@ impl Module for FeedForward {
 /// residual. With `only_cross_attention` the first attention also looks at the context.
 #[derive(Debug)]
 pub struct BasicTransformerBlock {
-    norm1: nn::LayerNorm,
+    norm1: layers::LayerNorm,
     attn1: Attention,
-    norm2: nn::LayerNorm,
+    norm2: layers::LayerNorm,
     attn2: Attention,
-    norm3: nn::LayerNorm,
+    norm3: layers::LayerNorm,
     ff: FeedForward,
     only_cross_attention: bool,
 }
@@ -154,7 +155,7 @@ impl BasicTransformerBlock {
     pub fn new(vs: nn::Path, c: &TransformerConfig) -> Self {
         let dim = c.heads * c.head_dim;
         let ln = |name: &str| {
-            nn::layer_norm(
+            layers::layer_norm(
                 &vs / name,
                 vec![dim],
                 nn::LayerNormConfig {
@@ -204,14 +205,14 @@ impl BasicTransformerBlock {
 /// Projection in and out of a [`Transformer2DModel`]: a 1×1 convolution (SD 1.x) or a linear (SD 2.x).
 #[derive(Debug)]
 enum Projection {
-    Conv(nn::Conv2D),
+    Conv(layers::Conv2d),
     Linear(nn::Linear),
 }
 
 /// `Transformer2DModel` on continuous input: group norm, project in, transformer blocks, project out, residual.
 #[derive(Debug)]
 pub struct Transformer2DModel {
-    norm: nn::GroupNorm,
+    norm: layers::GroupNorm,
     proj_in: Projection,
     blocks: Vec<BasicTransformerBlock>,
     proj_out: Projection,
@@ -222,7 +223,7 @@ impl Transformer2DModel {
         let inner = c.heads * c.head_dim;
         let proj = |name: &str, i, o| {
             if c.use_linear_projection {
-                Projection::Linear(nn::linear(&vs / name, i, o, Default::default()))
+                Projection::Linear(layers::linear(&vs / name, i, o, Default::default()))
             } else {
                 Projection::Conv(conv2d(&vs / name, i, o, 1, 1, 0))
             }
@@ -269,7 +270,7 @@ impl Transformer2DModel {
 /// The VAE's single-head spatial self-attention (`Attention` with a group norm, biased projections, residual).
 #[derive(Debug)]
 pub struct SpatialSelfAttention {
-    group_norm: nn::GroupNorm,
+    group_norm: layers::GroupNorm,
     attn: Attention,
 }
 

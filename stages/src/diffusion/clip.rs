@@ -4,6 +4,7 @@
 
 use super::attention::multi_head_attention;
 use super::config::ClipTextConfig;
+use super::layers;
 use super::unet::{check_shape, InputError};
 use tch::{nn, nn::Module, Tensor};
 
@@ -36,8 +37,8 @@ impl Module for Activation {
     }
 }
 
-pub(crate) fn layer_norm(vs: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
-    nn::layer_norm(
+pub(crate) fn layer_norm(vs: nn::Path, dim: i64, eps: f64) -> layers::LayerNorm {
+    layers::layer_norm(
         vs,
         vec![dim],
         nn::LayerNormConfig {
@@ -60,12 +61,12 @@ pub(crate) struct EncoderDims {
 /// `CLIPEncoderLayer`: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`.
 #[derive(Debug)]
 pub(crate) struct EncoderLayer {
-    layer_norm1: nn::LayerNorm,
+    layer_norm1: layers::LayerNorm,
     q_proj: nn::Linear,
     k_proj: nn::Linear,
     v_proj: nn::Linear,
     out_proj: nn::Linear,
-    layer_norm2: nn::LayerNorm,
+    layer_norm2: layers::LayerNorm,
     fc1: nn::Linear,
     fc2: nn::Linear,
     heads: i64,
@@ -91,7 +92,7 @@ impl EncoderLayer {
         let eps = dims.layer_norm_eps;
         let attn = &vs / "self_attn";
         let mlp = &vs / "mlp";
-        let lin = |p: nn::Path, i, o| nn::linear(p, i, o, Default::default());
+        let lin = |p: nn::Path, i, o| layers::linear(p, i, o, Default::default());
         EncoderLayer {
             layer_norm1: layer_norm(&vs / "layer_norm1", d, eps),
             q_proj: lin(&attn / "q_proj", d, d),
@@ -133,10 +134,10 @@ impl EncoderLayer {
 /// `CLIPTextModel`; variables live under `text_model.` as in the checkpoint.
 #[derive(Debug)]
 pub struct ClipTextTransformer {
-    token_embedding: nn::Embedding,
-    position_embedding: nn::Embedding,
+    token_embedding: layers::Embedding,
+    position_embedding: layers::Embedding,
     layers: Vec<EncoderLayer>,
-    final_layer_norm: nn::LayerNorm,
+    final_layer_norm: layers::LayerNorm,
     cfg: ClipTextConfig,
     /// Rows for ids at and past `vocab_size`: textual-inversion tokens added to the tokenizer, in id order.
     added: Option<Tensor>,
@@ -157,17 +158,15 @@ impl ClipTextTransformer {
         let act = Activation::from_name(&cfg.hidden_act);
         let layers_vs = &tm / "encoder" / "layers";
         ClipTextTransformer {
-            token_embedding: nn::embedding(
+            token_embedding: layers::embedding(
                 &emb / "token_embedding",
                 cfg.vocab_size,
                 cfg.hidden_size,
-                Default::default(),
             ),
-            position_embedding: nn::embedding(
+            position_embedding: layers::embedding(
                 &emb / "position_embedding",
                 cfg.max_position_embeddings,
                 cfg.hidden_size,
-                Default::default(),
             ),
             layers: (0..cfg.num_hidden_layers)
                 .map(|i| EncoderLayer::new(&layers_vs / i, cfg, act))

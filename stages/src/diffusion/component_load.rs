@@ -2,6 +2,7 @@
 //! folder (variant files first; older VAE attention names accepted) or a single-file checkpoint read key by key;
 //! then the recipe's LoRAs merged, in float32, before the cast to the run's dtype.
 
+use super::layers;
 use std::path::{Path, PathBuf};
 
 use tch::{nn, nn::VarStore, Device, Kind};
@@ -10,7 +11,6 @@ use super::clip::{checkpoint_has_prefix, ClipTextTransformer};
 use super::config::{AutoencoderKLConfig, ClipTextConfig};
 use super::error::DiffusionError;
 use super::lora::{self, Network};
-use super::noise;
 use super::pipeline_source::{PipelineSource, VaeSource, Weights};
 use super::single_file::kind::VAE_PREFIX;
 use super::single_file::{text_keys, unet_keys::UNetKeys, vae_keys};
@@ -69,7 +69,7 @@ pub fn text_encoder_at(
     let build_projection = |store: &VarStore| {
         projection.then(|| {
             let out = cfg.projection_dim.unwrap_or(cfg.hidden_size);
-            nn::linear(
+            layers::linear(
                 store.root() / "text_projection",
                 cfg.hidden_size,
                 out,
@@ -80,12 +80,10 @@ pub fn text_encoder_at(
             )
         })
     };
-    // Module construction draws random init values: hold the generator lock so a job drawing its noise
-    // on another thread is not disturbed (the values are overwritten by the weights anyway).
     let (net, proj) = match &src.weights {
         Weights::Folder(root) => {
             let index = folder_index(&root.join(component), "model", src.variant.as_deref())?;
-            let built = noise::with_rng_lock(|| {
+            let built = layers::for_loading(|| {
                 let net = if checkpoint_has_prefix(index.names()) {
                     ClipTextTransformer::new(store.root(), cfg)
                 } else {
@@ -97,7 +95,7 @@ pub fn text_encoder_at(
             built
         }
         Weights::SingleFile(file) => {
-            let built = noise::with_rng_lock(|| {
+            let built = layers::for_loading(|| {
                 (
                     ClipTextTransformer::new(store.root(), cfg),
                     build_projection(&store),
@@ -127,7 +125,7 @@ pub fn unet(
         });
     }
     let store = VarStore::new(device);
-    let net = noise::with_rng_lock(|| UNet2DConditionModel::new(store.root(), cfg))
+    let net = layers::for_loading(|| UNet2DConditionModel::new(store.root(), cfg))
         .map_err(|e| e.at(&origin))?;
     match &src.weights {
         Weights::Folder(root) => {
@@ -210,7 +208,7 @@ pub fn vae(
 ) -> Result<Loaded<AutoencoderKL>, DiffusionError> {
     let mut store = VarStore::new(device);
     let net =
-        noise::with_rng_lock(|| AutoencoderKL::new(store.root(), cfg)).map_err(|e| e.at(origin))?;
+        layers::for_loading(|| AutoencoderKL::new(store.root(), cfg)).map_err(|e| e.at(origin))?;
     let up_blocks = cfg.up_block_types.len();
     match (&src.vae, &src.weights) {
         (Some(VaeSource::Folder(dir)), _) => {

@@ -3,6 +3,7 @@
 
 use super::config::defaults::{d_3, d_cond_channels, d_rgb};
 use super::config::{parse_json, read_text, unsupported, ConfigError};
+use super::layers;
 use super::resnet::conv2d;
 use super::text_time::AddedCond;
 use super::unet::{
@@ -90,9 +91,9 @@ impl ControlNetConfig {
 /// 3×3 convolutions with SiLU, each channel step a stride-2 convolution.
 #[derive(Debug)]
 struct ConditioningEmbedding {
-    conv_in: nn::Conv2D,
-    blocks: Vec<nn::Conv2D>,
-    conv_out: nn::Conv2D,
+    conv_in: layers::Conv2d,
+    blocks: Vec<layers::Conv2d>,
+    conv_out: layers::Conv2d,
 }
 
 impl ConditioningEmbedding {
@@ -126,8 +127,8 @@ impl Module for ConditioningEmbedding {
 pub struct ControlNetModel {
     encoder: UNetEncoder,
     cond_embedding: ConditioningEmbedding,
-    down_zero_convs: Vec<nn::Conv2D>,
-    mid_zero_conv: nn::Conv2D,
+    down_zero_convs: Vec<layers::Conv2d>,
+    mid_zero_conv: layers::Conv2d,
     skip_channels: Vec<i64>,
     cfg: ControlNetConfig,
 }

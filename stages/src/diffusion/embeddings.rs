@@ -1,5 +1,6 @@
 //! Timestep embeddings as diffusers' `Timesteps` (sinusoidal, no parameters) and `TimestepEmbedding` (two linears).
 
+use crate::diffusion::layers;
 use tch::{nn, nn::Module, Kind, Tensor};
 
 /// Sinusoidal embedding of `timesteps [b]` → `[b, dim]` in float32, like diffusers' `get_timestep_embedding`:
@@ -41,13 +42,13 @@ pub struct TimestepEmbedding {
 impl TimestepEmbedding {
     pub fn new(vs: nn::Path, in_channels: i64, time_embed_dim: i64) -> Self {
         TimestepEmbedding {
-            linear_1: nn::linear(
+            linear_1: layers::linear(
                 &vs / "linear_1",
                 in_channels,
                 time_embed_dim,
                 Default::default(),
             ),
-            linear_2: nn::linear(
+            linear_2: layers::linear(
                 &vs / "linear_2",
                 time_embed_dim,
                 time_embed_dim,

@@ -13,8 +13,8 @@ use super::component_load;
 use super::config::AutoencoderKLConfig;
 use super::controlnet::ControlNetConfig;
 use super::controlnet::ControlNetModel;
+use super::layers;
 use super::model_dir::ModelSource;
-use super::noise;
 use super::pipeline_source::{ModelRef, PipelineSource};
 use super::prompt_encoder::{PromptEmbeds, PromptEncoder};
 use super::schedulers::{Scheduler, SchedulerConfig, SchedulerKind};
@@ -191,7 +191,7 @@ impl StableDiffusion {
         let cfg_path = dir.join("config.json");
         let cfg = ControlNetConfig::from_file(&cfg_path)?;
         let mut vs = VarStore::new(self.device);
-        let net = noise::with_rng_lock(|| ControlNetModel::new(vs.root(), &cfg))
+        let net = layers::for_loading(|| ControlNetModel::new(vs.root(), &cfg))
             .map_err(|e| e.at(&cfg_path))?;
         net.check_compatible(&self.unet)
             .map_err(|e| e.at(&cfg_path))?;

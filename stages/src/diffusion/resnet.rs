@@ -1,6 +1,7 @@
 //! Convolutional pieces shared by the UNet, the VAE and the ControlNet: `ResnetBlock2D`, `Downsample2D`,
 //! `Upsample2D`, as diffusers' `resnet.py` and `downsampling.py`/`upsampling.py` define them.
 
+use crate::diffusion::layers;
 use tch::{nn, nn::Module, Tensor};
 
 /// A 2-D convolution with "same" padding for odd kernels.
@@ -11,33 +12,33 @@ pub fn conv2d(
     k: i64,
     stride: i64,
     padding: i64,
-) -> nn::Conv2D {
+) -> layers::Conv2d {
     let cfg = nn::ConvConfig {
         stride,
         padding,
         ..Default::default()
     };
-    nn::conv2d(vs, c_in, c_out, k, cfg)
+    layers::conv2d(vs, c_in, c_out, k, cfg)
 }
 
 /// GroupNorm with learned affine parameters (`weight`, `bias` under `vs`).
-pub fn group_norm(vs: nn::Path, groups: i64, channels: i64, eps: f64) -> nn::GroupNorm {
+pub fn group_norm(vs: nn::Path, groups: i64, channels: i64, eps: f64) -> layers::GroupNorm {
     let cfg = nn::GroupNormConfig {
         eps,
         ..Default::default()
     };
-    nn::group_norm(vs, groups, channels, cfg)
+    layers::group_norm(vs, groups, channels, cfg)
 }
 
 /// `ResnetBlock2D` with the "default" time-embedding mode: the embedding is added between the two convolutions.
 #[derive(Debug)]
 pub struct ResnetBlock2D {
-    norm1: nn::GroupNorm,
-    conv1: nn::Conv2D,
+    norm1: layers::GroupNorm,
+    conv1: layers::Conv2d,
     time_emb_proj: Option<nn::Linear>,
-    norm2: nn::GroupNorm,
-    conv2: nn::Conv2D,
-    conv_shortcut: Option<nn::Conv2D>,
+    norm2: layers::GroupNorm,
+    conv2: layers::Conv2d,
+    conv_shortcut: Option<layers::Conv2d>,
     output_scale_factor: f64,
 }
 
@@ -68,9 +69,9 @@ impl ResnetBlock2D {
         ResnetBlock2D {
             norm1: group_norm(&vs / "norm1", c.groups, c.in_channels, c.eps),
             conv1: conv2d(&vs / "conv1", c.in_channels, c.out_channels, 3, 1, 1),
-            time_emb_proj: c
-                .temb_channels
-                .map(|t| nn::linear(&vs / "time_emb_proj", t, c.out_channels, Default::default())),
+            time_emb_proj: c.temb_channels.map(|t| {
+                layers::linear(&vs / "time_emb_proj", t, c.out_channels, Default::default())
+            }),
             norm2: group_norm(&vs / "norm2", c.groups, c.out_channels, c.eps),
             conv2: conv2d(&vs / "conv2", c.out_channels, c.out_channels, 3, 1, 1),
             conv_shortcut,
@@ -102,7 +103,7 @@ impl ResnetBlock2D {
 /// one on the right and bottom, so odd and even sizes both halve like diffusers'.
 #[derive(Debug)]
 pub struct Downsample2D {
-    conv: nn::Conv2D,
+    conv: layers::Conv2d,
     padding: i64,
 }
 
@@ -127,7 +128,7 @@ impl Downsample2D {
 /// `Upsample2D` with a convolution: nearest-neighbour doubling, then a 3×3 convolution.
 #[derive(Debug)]
 pub struct Upsample2D {
-    conv: nn::Conv2D,
+    conv: layers::Conv2d,
 }
 
 impl Upsample2D {

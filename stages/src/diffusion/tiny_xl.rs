@@ -3,6 +3,7 @@
 //! attention at the highest resolution, deeper transformers below), SDXL's VAE scaling and scheduler; optionally a
 //! matching ControlNet in `controlnet/`. Seeded, about 2 MB, 64×64-capable.
 
+use super::layers;
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -160,7 +161,7 @@ fn write_text_encoder(
                 ..Default::default()
             };
             let out = cfg.projection_dim.unwrap_or(cfg.hidden_size);
-            nn::linear(vs.root() / "text_projection", cfg.hidden_size, out, no_bias);
+            layers::linear(vs.root() / "text_projection", cfg.hidden_size, out, no_bias);
         }
     });
     weights::save_varstore(&vs, &te_dir.join("model.safetensors"), None)?;

@@ -4,6 +4,7 @@
 use super::attention::TransformerConfig;
 use super::config::ConfigError;
 use super::embeddings::{timestep_embedding, TimestepEmbedding};
+use super::layers;
 use super::resnet::{conv2d, group_norm};
 use super::text_time::{AddedCond, TextTimeEmbedding};
 use super::unet_blocks::{
@@ -61,7 +62,7 @@ pub struct ControlResiduals {
 /// The part of a UNet that a ControlNet copies: `conv_in`, `time_embedding`, `down_blocks`, `mid_block`.
 #[derive(Debug)]
 pub struct UNetEncoder {
-    conv_in: nn::Conv2D,
+    conv_in: layers::Conv2d,
     time_embedding: TimestepEmbedding,
     /// SDXL's pooled-text and size/crop embedding, added to the timestep embedding.
     text_time: Option<TextTimeEmbedding>,
@@ -298,8 +299,8 @@ impl UNetEncoder {
 pub struct UNet2DConditionModel {
     encoder: UNetEncoder,
     up_blocks: Vec<UpBlock2D>,
-    conv_norm_out: Option<nn::GroupNorm>,
-    conv_out: nn::Conv2D,
+    conv_norm_out: Option<layers::GroupNorm>,
+    conv_out: layers::Conv2d,
     cfg: UNet2DConditionConfig,
 }
 

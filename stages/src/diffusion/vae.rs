@@ -3,6 +3,7 @@
 
 use super::attention::SpatialSelfAttention;
 use super::config::{AutoencoderKLConfig, ConfigError};
+use super::layers;
 use super::resnet::{conv2d, group_norm, Downsample2D, ResnetBlock2D, ResnetConfig, Upsample2D};
 use super::unet::{check_shape, InputError};
 use tch::{nn, nn::Module, Tensor};
@@ -124,11 +125,11 @@ fn resnets(vs: &nn::Path, layers: i64, c_in: i64, c_out: i64, groups: i64) -> Ve
 /// The encoder half: image `[b, 3, H, W]` → moments `[b, 2 * latent, H/f, W/f]`.
 #[derive(Debug)]
 struct Encoder {
-    conv_in: nn::Conv2D,
+    conv_in: layers::Conv2d,
     blocks: Vec<ResBlock>,
     mid: MidBlock,
-    norm_out: nn::GroupNorm,
-    conv_out: nn::Conv2D,
+    norm_out: layers::GroupNorm,
+    conv_out: layers::Conv2d,
 }
 
 impl Encoder {
@@ -177,11 +178,11 @@ impl Encoder {
 /// The decoder half: latents `[b, latent, h, w]` → image `[b, 3, h*f, w*f]`.
 #[derive(Debug)]
 struct Decoder {
-    conv_in: nn::Conv2D,
+    conv_in: layers::Conv2d,
     mid: MidBlock,
     blocks: Vec<ResBlock>,
-    norm_out: nn::GroupNorm,
-    conv_out: nn::Conv2D,
+    norm_out: layers::GroupNorm,
+    conv_out: layers::Conv2d,
 }
 
 impl Decoder {
@@ -221,8 +222,8 @@ impl Decoder {
 pub struct AutoencoderKL {
     encoder: Encoder,
     decoder: Decoder,
-    quant_conv: Option<nn::Conv2D>,
-    post_quant_conv: Option<nn::Conv2D>,
+    quant_conv: Option<layers::Conv2d>,
+    post_quant_conv: Option<layers::Conv2d>,
     cfg: AutoencoderKLConfig,
 }
 

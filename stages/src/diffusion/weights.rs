@@ -7,7 +7,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use tch::nn::VarStore;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
+
+use super::mapped;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
@@ -399,9 +401,8 @@ impl TensorIndex {
             .join(", ")
     }
 
-    /// One tensor, in its file's dtype, on the CPU.
-    pub fn read(&self, key: &str) -> Result<Tensor, WeightsError> {
-        use std::os::unix::fs::FileExt;
+    /// Where the bytes of `key` are: its file, their offset and length, its kind; checked against the file.
+    fn locate(&self, key: &str) -> Result<Located<'_>, WeightsError> {
         let (i, data_start, e) = self.entries.get(key).ok_or_else(|| WeightsError::Format {
             path: self.files_label().into(),
             reason: format!("no tensor {key:?}"),
@@ -440,12 +441,69 @@ impl TensorIndex {
                 "its bytes end past the file's {file_len} bytes (a partial download?)"
             )));
         }
-        let mut bytes = vec![0u8; len as usize];
-        self.handles[*i]
-            .read_exact_at(&mut bytes, start)
-            .map_err(io(path))?;
-        Tensor::f_from_data_size(&bytes, &e.shape, kind).map_err(|err| format(err.to_string()))
+        Ok(Located {
+            file: *i,
+            start,
+            len,
+            kind,
+            shape: &e.shape,
+        })
     }
+
+    /// One tensor, in its file's dtype, on the CPU, in memory of its own.
+    pub fn read(&self, key: &str) -> Result<Tensor, WeightsError> {
+        use std::os::unix::fs::FileExt;
+        let at = self.locate(key)?;
+        let path = &self.files[at.file];
+        let mut bytes = vec![0u8; at.len as usize];
+        self.handles[at.file]
+            .read_exact_at(&mut bytes, at.start)
+            .map_err(io(path))?;
+        Tensor::f_from_data_size(&bytes, at.shape, at.kind).map_err(|err| WeightsError::Format {
+            path: path.clone(),
+            reason: format!("tensor {key:?}: {err}"),
+        })
+    }
+
+    /// One tensor, in its file's dtype, on the CPU, pointing into the file's read-only mapping
+    /// ([`super::mapped`]): nothing is copied. Never to be written; a tensor the file does not align for its dtype
+    /// is copied instead.
+    pub fn read_mapped(&self, key: &str) -> Result<Tensor, WeightsError> {
+        let at = self.locate(key)?;
+        let path = &self.files[at.file];
+        let fail = |reason: String| WeightsError::Format {
+            path: path.clone(),
+            reason: format!("tensor {key:?}: {reason}"),
+        };
+        let map = mapped::map(&self.handles[at.file]).map_err(io(path))?;
+        let bytes = usize::try_from(at.start)
+            .ok()
+            .and_then(|s| map.get(s..s.checked_add(at.len as usize)?))
+            .ok_or_else(|| {
+                fail("its bytes end past the mapped file (changed while read?)".into())
+            })?;
+        if !(bytes.as_ptr() as usize).is_multiple_of(at.kind.elt_size_in_bytes()) {
+            return Tensor::f_from_data_size(bytes, at.shape, at.kind)
+                .map_err(|e| fail(e.to_string()));
+        }
+        let mut strides = vec![1i64; at.shape.len()];
+        for d in (0..at.shape.len().saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * at.shape[d + 1].max(1);
+        }
+        // SAFETY: `bytes` holds exactly the tensor's elements (checked by `locate`), is aligned for its kind, and
+        // lives for the process (mappings are never unmapped).
+        unsafe { Tensor::f_from_blob(bytes.as_ptr(), at.shape, &strides, at.kind, Device::Cpu) }
+            .map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// Where one tensor's bytes are (see [`TensorIndex::locate`]).
+struct Located<'a> {
+    file: usize,
+    start: u64,
+    len: u64,
+    kind: Kind,
+    shape: &'a [i64],
 }
 
 /// Copies every variable of `vs` from `files`, converting dtypes (fp16/bf16 files into fp32 stores and back).
@@ -474,7 +532,7 @@ pub fn load_mapped(
             continue;
         };
         let file = index.file_of(&src.key);
-        let raw = index.read(&src.key)?;
+        let raw = index.read_mapped(&src.key)?;
         let want = var.size();
         let shape_err = |found: Vec<i64>| WeightsError::Shape {
             key: src.key.clone(),
@@ -513,10 +571,15 @@ pub fn load_mapped(
             ));
         }
         let mut dst = var.shallow_clone();
-        tch::no_grad(|| dst.f_copy_(&value)).map_err(|err| WeightsError::Format {
-            path: file.clone(),
-            reason: format!("tensor {:?}: {err}", src.key),
-        })?;
+        if dst.device() == Device::Cpu && value.kind() == dst.kind() && value.is_contiguous() {
+            // The weight as the file stores it: point at the mapping, copy nothing.
+            tch::no_grad(|| dst.set_data(&value));
+        } else {
+            tch::no_grad(|| dst.f_copy_(&value)).map_err(|err| WeightsError::Format {
+                path: file.clone(),
+                reason: format!("tensor {:?}: {err}", src.key),
+            })?;
+        }
         used.insert(src.key.clone());
     }
     if let Some((name, tried)) = missing.first() {
@@ -610,6 +673,34 @@ mod tests {
         assert_eq!(wb.kind(), Kind::Float);
         let err = (wa - wb).abs().max().double_value(&[]);
         assert!(err > 0.0 && err < 1e-2, "fp16 rounding only: {err}");
+    }
+
+    #[test]
+    fn same_dtype_cpu_weights_point_into_the_file_and_converted_ones_are_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = store(Kind::Float);
+        let path = dir.path().join("model.safetensors");
+        save_varstore(&a, &path, None).unwrap();
+        let files = vec![path];
+        let same = store(Kind::Float);
+        load_into(&same, &files).unwrap();
+        let converted = store(Kind::Half);
+        load_into(&converted, &files).unwrap();
+        for name in ["block.weight", "bias"] {
+            let (want, got) = (&a.variables()[name], &same.variables()[name]);
+            assert!(super::mapped::is_mapped(got), "{name} points into the file");
+            assert_eq!((want - got).abs().max().double_value(&[]), 0.0);
+            let half = &converted.variables()[name];
+            assert!(
+                !super::mapped::is_mapped(half),
+                "{name} converted into memory of its own"
+            );
+            let err = (want - half.to_kind(Kind::Float))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(err < 1e-2, "{name}: fp16 rounding only: {err}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! scoring each (image, text) pair as torchmetrics' `CLIPScore` does: 100 × max(cos(image, text), 0), the
 //! filter ALIA and He et al. apply to generated training data.
 
+use crate::diffusion::layers;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
@@ -14,7 +15,6 @@ use super::preprocess::Preprocess;
 use crate::diffusion::clip::ClipTextTransformer;
 use crate::diffusion::config::ClipTextConfig;
 use crate::diffusion::hub;
-use crate::diffusion::noise;
 use crate::diffusion::single_file::find_clip_vocab;
 use crate::diffusion::tokenizer::ClipTokenizer;
 use crate::diffusion::weights::{self, Source, TensorIndex};
@@ -226,20 +226,18 @@ impl ClipScorer {
             bias: false,
             ..Default::default()
         };
-        // Module construction draws random init values: hold the generator lock so a job drawing its noise on
-        // another thread is not disturbed (the weights overwrite them).
         let (text, vision, text_projection, visual_projection, logit_scale) =
-            noise::with_rng_lock(|| {
+            layers::for_loading(|| {
                 (
                     ClipTextTransformer::new(root.clone(), &config.text),
                     ClipVisionTransformer::new(&root / "vision_model", &config.vision),
-                    nn::linear(
+                    layers::linear(
                         &root / "text_projection",
                         config.text.hidden_size,
                         config.projection_dim,
                         no_bias,
                     ),
-                    nn::linear(
+                    layers::linear(
                         &root / "visual_projection",
                         config.vision.hidden_size,
                         config.projection_dim,

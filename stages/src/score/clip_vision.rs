@@ -3,6 +3,7 @@
 //! the checkpoints'), the text tower's encoder layers without a mask, and `post_layernorm` on the class token,
 //! which is the pooled output the projection reads.
 
+use crate::diffusion::layers;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -113,12 +114,12 @@ impl ClipVisionConfig {
 /// `CLIPVisionModel`; variables live under the `nn::Path` given (`vision_model` in a CLIPModel checkpoint).
 #[derive(Debug)]
 pub struct ClipVisionTransformer {
-    patch_embedding: nn::Conv2D,
+    patch_embedding: layers::Conv2d,
     class_embedding: Tensor,
-    position_embedding: nn::Embedding,
-    pre_layrnorm: nn::LayerNorm,
+    position_embedding: layers::Embedding,
+    pre_layrnorm: layers::LayerNorm,
     layers: Vec<EncoderLayer>,
-    post_layernorm: nn::LayerNorm,
+    post_layernorm: layers::LayerNorm,
     cfg: ClipVisionConfig,
 }
 
@@ -136,7 +137,7 @@ impl ClipVisionTransformer {
         let layers_vs = &vs / "encoder" / "layers";
         let positions = cfg.grid() * cfg.grid() + 1;
         ClipVisionTransformer {
-            patch_embedding: nn::conv2d(
+            patch_embedding: layers::conv2d(
                 &emb / "patch_embedding",
                 cfg.num_channels,
                 d,
@@ -155,12 +156,7 @@ impl ClipVisionTransformer {
                     stdev: 1.0,
                 },
             ),
-            position_embedding: nn::embedding(
-                &emb / "position_embedding",
-                positions,
-                d,
-                Default::default(),
-            ),
+            position_embedding: layers::embedding(&emb / "position_embedding", positions, d),
             pre_layrnorm: layer_norm(&vs / "pre_layrnorm", d, cfg.layer_norm_eps),
             layers: (0..cfg.num_hidden_layers)
                 .map(|i| EncoderLayer::with_dims(&layers_vs / i, dims))

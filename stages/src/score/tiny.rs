@@ -3,6 +3,7 @@
 //! that score without downloading 1.7 GB. The vocabulary is CLIP's real one, so real prompts tokenize; the towers
 //! are a few thousand parameters each. Seeded: the same bytes every time.
 
+use crate::diffusion::layers;
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -84,13 +85,13 @@ fn write_model(dir: &Path, vocab_gz: &Path, seed: u64) -> Result<(), ScoreError>
     noise::seeded(seed, || {
         ClipTextTransformer::new(store.root(), &cfg.text);
         ClipVisionTransformer::new(&root / "vision_model", &cfg.vision);
-        nn::linear(
+        layers::linear(
             &root / "text_projection",
             cfg.text.hidden_size,
             cfg.projection_dim,
             no_bias,
         );
-        nn::linear(
+        layers::linear(
             &root / "visual_projection",
             cfg.vision.hidden_size,
             cfg.projection_dim,

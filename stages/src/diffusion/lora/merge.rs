@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
+use crate::diffusion::mapped;
+
 use super::{read_set, Lora, LoraError, LoraLayer, LoraSpec, Network};
 
 /// `up · down` in the shape of `weight`, or `None` when the shapes do not fit.
@@ -62,10 +64,8 @@ pub fn merge(
                     .or_insert_with(|| tch::no_grad(|| var.copy()));
             }
             let mut dst = var.shallow_clone();
-            tch::no_grad(|| {
-                let updated = dst.to_kind(Kind::Float) + d * layer.scale;
-                dst.copy_(&updated);
-            });
+            let updated = tch::no_grad(|| dst.to_kind(Kind::Float) + d * layer.scale);
+            mapped::overwrite(&mut dst, &updated);
             merged += 1;
         }
     }
@@ -119,7 +119,7 @@ impl AdapterState {
                 if net == network {
                     if let Some(var) = vars.get(name) {
                         let mut dst = var.shallow_clone();
-                        tch::no_grad(|| dst.copy_(kept));
+                        mapped::overwrite(&mut dst, kept);
                     }
                 }
             }
