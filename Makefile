@@ -21,7 +21,7 @@ TINY_DEPTH_MODEL := output/models/tiny-sd2-depth
 TINY_INPAINT_MODEL := output/models/tiny-sd1-inpaint
 TINY_CLIP := output/models/tiny-clip
 
-.PHONY: help setup build dist demo test lint fmt bench bench-cpu bench-merge container-check soak fuzz fuzz-seed fixtures fullsize-check clean-output
+.PHONY: help setup build dist demo test lint fmt bench bench-cpu bench-gpu-dry bench-merge container-check soak fuzz fuzz-seed fixtures fullsize-check clean-output
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -98,6 +98,9 @@ fmt:
 bench: build  ## benchmarks (the raster/bake ones, then bench-cpu); figures go to bench/RESULTS.md
 	cargo bench --workspace --locked
 	bash bench/cpu_vs_diffusers.sh
+
+bench-gpu-dry: build  ## bench/gpu.sh's whole run on the CPU at toy sizes (the GPU half: see bench/RESULTS.md)
+	BENCH_GPU_DRY=1 OUT=bench/out/gpu-dry bash bench/gpu.sh run bench/out/gpu-pack
 
 bench-cpu: build  ## texaug vs diffusers on the CPU, SD 1.5 architecture, 256², 10 steps (~15 min; figures for bench/RESULTS.md)
 	bash bench/cpu_vs_diffusers.sh
