@@ -52,6 +52,10 @@ mkdir -p "$out"
 if [[ $dry == 1 ]]; then
     device=cpu dtype=fp32 size=64 steps=2 strength=0.5 batches="1 2" compile=0
     py=$cache/reference/bin/python
+    if [[ ! -x $py ]]; then
+        python3 -m venv "$cache/reference"
+        "$py" -m pip install -q -r ci/reference/requirements.txt
+    fi
     bin=target/release/texaug
     export TEXAUG_CLIP_VOCAB=${TEXAUG_CLIP_VOCAB:-$cache/clip/bpe_simple_vocab_16e6.txt.gz}
     model=$work/model
