@@ -125,10 +125,8 @@ fn bad_inputs_fail_alone_with_errors_naming_the_file() {
             "{bad}: error does not name {names}: {error}"
         );
     }
-    assert!(
-        !d.join("out/samples").exists()
-            || std::fs::read_dir(d.join("out/samples")).unwrap().count() == 2
-    );
+    // Only the two good samples have folders; the failed ones left nothing behind.
+    assert_eq!(sample_dir_count(&d.join("out")), 2);
 }
 
 #[test]
@@ -167,9 +165,13 @@ fn fail_fast_stops_early_and_keeps_what_is_done() {
             rows.len()
         );
     }
-    for r in rows.iter().filter(|r| r.1 == "ok") {
-        assert!(d.join("out/samples").join(&r.3).join("image.png").is_file());
+    let ok: Vec<_> = rows.iter().filter(|r| r.1 == "ok").collect();
+    for r in &ok {
+        let image = sample_dir(&d.join("out"), &r.3).join("image.png");
+        assert!(image.is_file(), "{} is missing", image.display());
     }
+    // Every sample folder is one of a recorded ok row: a failed or never-started sample leaves none.
+    assert_eq!(sample_dir_count(&d.join("out")), ok.len());
     // The rest is made by a resumed run; the failure stays failed.
     let o = run(&[
         "run",
