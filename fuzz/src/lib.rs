@@ -116,7 +116,10 @@ fn settings() -> JobSettings {
         steps: 2,
         seed: 1,
         scheduler: None,
-        size: ModelSize::Square(32),
+        size: ModelSize::Sized {
+            side: 32,
+            fit: texaug_stages::job::Fit::Keep,
+        },
         adapters: 0,
         xl: Default::default(),
         denoising_start: None,

@@ -300,9 +300,13 @@ pub struct GenerateArgs {
     pub scheduler: Option<String>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Run at this size (multiple of 8); the result is resized back to the input's size.
+    /// Run with this long side (multiple of 8); the result is resized back to the input's size.
     #[arg(long)]
     pub size: Option<u32>,
+    /// With --size: keep (the aspect: 1920x1080 runs at 512x288), crop (the centred square), pad (the whole
+    /// image on a square, cut back after) or stretch (to size x size).
+    #[arg(long, default_value = "keep", value_parser = parse_fit)]
+    pub fit: texaug_stages::job::Fit,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -447,6 +451,10 @@ pub enum DevCommand {
         #[arg(long, default_value_t = 20_000)]
         appends: usize,
     },
+}
+
+fn parse_fit(s: &str) -> Result<texaug_stages::job::Fit, String> {
+    s.parse()
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ fn settings(seed: u64) -> JobSettings {
         steps: 4,
         seed,
         scheduler: None,
-        size: ModelSize::Square(64),
+        size: ModelSize::square(64),
         adapters: 0,
         xl: Default::default(),
         denoising_start: None,
@@ -219,4 +219,78 @@ fn a_mask_inpaints_an_image_and_is_refused_on_a_mesh() {
         panic!("an image job made a mesh")
     };
     assert_eq!(image.dimensions(), (40, 24));
+}
+
+/// A 16:9 image runs at the model's long side with its aspect and comes back at its own size; `crop` makes the
+/// centred square; its depth is framed with it, and a depth file of another shape is refused by name.
+#[test]
+fn a_wide_image_keeps_its_aspect_and_its_depth_must_match_it() {
+    use texaug_stages::diffusion::request::Condition;
+    use texaug_stages::job::Fit;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("wide.png");
+    image::RgbaImage::from_fn(160, 90, |x, y| image::Rgba([x as u8, y as u8, 90, 255]))
+        .save(&img)
+        .expect("image");
+    let depth = dir.path().join("wide_depth.png");
+    image::GrayImage::from_fn(80, 45, |x, _| image::Luma([x as u8]))
+        .save(&depth)
+        .expect("depth");
+    let square_depth = dir.path().join("square_depth.png");
+    image::GrayImage::from_fn(45, 45, |x, _| image::Luma([x as u8]))
+        .save(&square_depth)
+        .expect("depth");
+    let fitted = |fit| JobSettings {
+        size: ModelSize::Sized { side: 64, fit },
+        ..settings(5)
+    };
+    let asset = AssetRef {
+        id: "wide",
+        path: &img,
+        kind: SourceKind::Image,
+        depth: None,
+        mask: None,
+    };
+
+    let job = prepare(&asset, &Stage::Style, &fitted(Fit::Keep)).expect("prepared");
+    // 64 × 36, the short side rounded to a multiple of 8.
+    assert_eq!(job.requests[0].image.dimensions(), (64, 40));
+    let sd = load("sd1-tiny");
+    for (fit, size) in [
+        (Fit::Keep, (160, 90)),
+        (Fit::Crop, (90, 90)),
+        (Fit::Pad, (160, 90)),
+    ] {
+        let Retextured::Image { image, .. } =
+            retexture(&sd, &asset, &Stage::Style, &fitted(fit)).expect("style job")
+        else {
+            panic!("an image job made a mesh")
+        };
+        assert_eq!(image.dimensions(), size, "{fit:?}");
+    }
+
+    let with_depth = |path| AssetRef {
+        depth: Some(path),
+        ..asset
+    };
+    let depth_stage = Stage::Depth(DepthStage::default());
+    let job = prepare(&with_depth(&depth), &depth_stage, &fitted(Fit::Keep)).expect("prepared");
+    assert_eq!(job.requests[0].image.dimensions(), (64, 40));
+    let Condition::Depth(map) = &job.requests[0].condition else {
+        panic!("no depth condition")
+    };
+    assert_eq!((map.width, map.height), (80, 45));
+    let job = prepare(&with_depth(&depth), &depth_stage, &fitted(Fit::Crop)).expect("prepared");
+    let Condition::Depth(map) = &job.requests[0].condition else {
+        panic!("no depth condition")
+    };
+    assert_eq!((map.width, map.height), (45, 45));
+    let err = prepare(&with_depth(&square_depth), &depth_stage, &fitted(Fit::Keep))
+        .err()
+        .expect("a square depth for a wide image");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("square_depth.png") && msg.contains("45×45") && msg.contains("160×90"),
+        "{msg}"
+    );
 }

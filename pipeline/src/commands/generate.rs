@@ -111,10 +111,13 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
     // At its own size by default, as diffusers runs it (sides must then be multiples of the VAE factor).
     let size = match args.size {
         Some(s) if s % 8 != 0 || s == 0 => bail!("--size {s} must be a positive multiple of 8"),
-        Some(s) => ModelSize::Square(s),
+        Some(s) => ModelSize::Sized {
+            side: s,
+            fit: args.fit,
+        },
         None if w % factor != 0 || h % factor != 0 => bail!(
             "{} is {w}x{h}; its sides must be multiples of {factor} (the VAE's factor): resize or crop it, or pass \
-             --size 512 to run at 512x512 and resize back",
+             --size 512 to run with a long side of 512 and resize back",
             args.image.display()
         ),
         None => ModelSize::Native,

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use texaug_stages::job::Fit;
 
 use super::devices::DeviceList;
 use super::diagnostic::Diagnostic;
@@ -319,9 +320,12 @@ pub struct StageSpec {
     pub guidance: f64,
     #[serde(default = "one_u32")]
     pub variants: u32,
-    /// The model resolution that images and textures are resized to (multiple of 8).
+    /// The model's resolution (multiple of 8): an image's long side (see `fit`), a mesh's views and textures.
     #[serde(default = "default_size")]
     pub size: u32,
+    /// How an image that is not square meets `size`: "keep" (its aspect, default), "crop", "pad" or "stretch".
+    #[serde(default, skip_serializing_if = "Fit::is_default")]
+    pub fit: Fit,
     /// Depth stages: azimuths around a mesh (top and bottom views come on top), default 8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub views: Option<u32>,

@@ -40,6 +40,7 @@ pub const STAGE_KEYS: &[&str] = &[
     "guidance",
     "variants",
     "size",
+    "fit",
     "views",
     "sharpness",
     "gutter",

@@ -230,3 +230,19 @@ fn the_clip_filter_needs_a_score_model_and_a_score_in_range() {
         "{err}"
     );
 }
+
+#[test]
+fn fit_defaults_to_keeping_the_aspect_and_names_its_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = load(&write(dir.path(), GOOD)).unwrap();
+    assert_eq!(r.recipe.stages[0].fit, texaug_stages::job::Fit::Keep);
+    let crop = GOOD.replace("size = 64", "size = 64\nfit = \"crop\"");
+    let r = load(&write(dir.path(), &crop)).unwrap();
+    assert_eq!(r.recipe.stages[0].fit, texaug_stages::job::Fit::Crop);
+    let bad = GOOD.replace("size = 64", "size = 64\nfit = \"squash\"");
+    let err = load(&write(dir.path(), &bad)).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("squash") && text.contains("stretch"), "{err}");
+    assert_eq!(err.0[0].line, 14, "{err}");
+}

@@ -96,7 +96,10 @@ pub fn job_settings(job: &Job) -> Result<JobSettings, String> {
         steps: job.steps,
         seed: job.seed,
         scheduler,
-        size: ModelSize::Square(job.size),
+        size: ModelSize::Sized {
+            side: job.size,
+            fit: job.fit,
+        },
         adapters: job.lora_set,
         xl: XlConds::default(),
         denoising_start: None,

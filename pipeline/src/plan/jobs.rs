@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use texaug_stages::job::Fit;
 use texaug_stages::random::SplitMix64;
 use texaug_stages::render::settings::DEFAULT_RENDER_VIEWS;
 
@@ -34,6 +35,8 @@ pub struct Job {
     /// Canonical scheduler name, or None for the model's own scheduler config.
     pub scheduler: Option<String>,
     pub size: u32,
+    #[serde(skip_serializing_if = "Fit::is_default")]
+    pub fit: Fit,
     pub views: Option<u32>,
     /// The stage's LoRA set (its index + 1 when it names `loras`, else 0: the model as loaded).
     #[serde(skip_serializing_if = "is_zero")]
@@ -301,6 +304,7 @@ impl<'a> JobBuilder<'a> {
             steps: stage.steps,
             scheduler,
             size: stage.size,
+            fit: stage.fit,
             views: planned_views(stage, &source),
             lora_set: lora_set(stage_index, stage),
             unit: r.unit,
@@ -376,6 +380,7 @@ mod tests {
                 guidance: 7.5,
                 variants,
                 size: 64,
+                fit: Fit::Keep,
                 views: None,
                 sharpness: None,
                 gutter: None,

@@ -21,9 +21,9 @@ use crate::texture::TextureBaker;
 
 use super::condition::{condition, flat_depth, from_u16, DepthMode};
 use super::error::JobError;
+use super::frame::Frame;
 use super::memory;
 use super::request::request;
-use super::resize::{back_to_source, image_back_to_source, to_model_input};
 use super::retextured::{Retextured, RetexturedMesh};
 use super::settings::{AssetRef, DepthSettings, DepthSource, JobSettings, ModelSize};
 
@@ -38,6 +38,7 @@ pub struct DepthStage<'a> {
 pub enum DepthState {
     Image {
         original: RgbaImage,
+        frame: Frame,
         depth_source: DepthSource,
     },
     Mesh(Box<MeshViews>),
@@ -92,7 +93,7 @@ pub fn view_prompt(view: &str, prompt: &str) -> String {
 
 fn model_side(asset: &AssetRef<'_>, size: ModelSize) -> Result<u32, JobError> {
     match size {
-        ModelSize::Square(n) => Ok(n),
+        ModelSize::Sized { side, .. } => Ok(side),
         ModelSize::Native => Err(JobError::MeshNeedsSize {
             path: asset.path.to_path_buf(),
         }),
@@ -116,12 +117,19 @@ fn prepare_image(
     settings: &JobSettings,
 ) -> Result<(Vec<Img2ImgRequest>, DepthState), JobError> {
     let original = load_image(asset.path)?;
+    let frame = Frame::new(original.dimensions(), settings.size);
     let (depth, depth_source) = match (asset.depth, stage.estimator) {
-        (Some(path), _) => (load_depth_image(path)?, DepthSource::File),
+        (Some(path), _) => (
+            frame.depth(&load_depth_image(path)?, path)?,
+            DepthSource::File,
+        ),
         (None, Some(est)) => {
             let rgb = image::DynamicImage::ImageRgba8(original.clone()).to_rgb8();
             let est = est.lock().map_err(|_| JobError::EstimatorPoisoned)?;
-            (est.estimate(&rgb)?, DepthSource::Estimator)
+            (
+                frame.depth(&est.estimate(&rgb)?, asset.path)?,
+                DepthSource::Estimator,
+            )
         }
         (None, None) => {
             return Err(JobError::NoDepth {
@@ -130,13 +138,14 @@ fn prepare_image(
             })
         }
     };
-    let input = to_model_input(&original, settings.size);
+    let input = frame.input(&original);
     let c = condition(&depth, stage.settings.mode, input.dimensions());
     let requests = vec![request(settings, input, settings.prompt.clone(), 0, c)];
     Ok((
         requests,
         DepthState::Image {
             original,
+            frame,
             depth_source,
         },
     ))
@@ -189,7 +198,8 @@ fn prepare_mesh(
     };
     for (slot, tex) in originals.iter().enumerate() {
         let index = (views.len() + slot) as u64;
-        let input = to_model_input(tex, ModelSize::Square(size));
+        // Square, as the views are: the baker maps UV space onto the atlas as it is.
+        let input = Frame::new(tex.dimensions(), ModelSize::square(size)).input(tex);
         requests.push(request(
             settings,
             input,
@@ -214,9 +224,10 @@ pub fn complete(state: DepthState, outputs: Vec<RgbImage>) -> Result<Retextured,
     match state {
         DepthState::Image {
             original,
+            frame,
             depth_source,
         } => Ok(Retextured::Image {
-            image: image_back_to_source(&outputs, &original)?,
+            image: frame.image_back(&outputs, &original)?,
             depth_source: Some(depth_source),
         }),
         DepthState::Mesh(m) => bake(*m, outputs),
@@ -243,7 +254,9 @@ fn bake(m: MeshViews, outputs: Vec<RgbImage>) -> Result<Retextured, JobError> {
     let fallback: Vec<RgbaImage> = outputs[n_views..]
         .iter()
         .zip(&m.originals)
-        .map(|(out, original)| back_to_source(out, original))
+        .map(|(out, original)| {
+            Frame::new(original.dimensions(), ModelSize::square(out.width())).back(out, original)
+        })
         .collect();
     let baked = baker.finish(&fallback, m.settings.gutter);
     let mut textures = Vec::new();

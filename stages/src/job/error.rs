@@ -38,6 +38,18 @@ pub enum JobError {
         h0: u32,
     },
     #[error(
+        "{}: the depth map is {width}×{height}, not the shape of its {w0}×{h0} image (depth must cover the image \
+         pixel for pixel, at any resolution of the same aspect); save the depth at the image's aspect",
+        path.display()
+    )]
+    DepthAspect {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        w0: u32,
+        h0: u32,
+    },
+    #[error(
         "{}: meshes take no inpainting mask (the `mask` column is for image sources); leave it empty for this row",
         path.display()
     )]

@@ -4,13 +4,11 @@
 
 use std::path::Path;
 
-use image::imageops::FilterType;
 use image::{GrayImage, RgbaImage};
 
 use crate::source::load_image;
 
 use super::error::JobError;
-use super::settings::ModelSize;
 
 /// PIL's RGB → L: `(r·19595 + g·38470 + b·7471 + 2^15) >> 16`.
 fn pil_luma(rgba: &RgbaImage) -> GrayImage {
@@ -22,13 +20,9 @@ fn pil_luma(rgba: &RgbaImage) -> GrayImage {
     })
 }
 
-/// The mask at `path` for an image of `image_size`, at the model's size. The mask must have the image's size: a
-/// mask of another size would be stretched onto the wrong pixels.
-pub fn load_mask(
-    path: &Path,
-    image_size: (u32, u32),
-    size: ModelSize,
-) -> Result<GrayImage, JobError> {
+/// The mask at `path` for an image of `image_size`, at that size (the image's [`super::frame::Frame`] brings it to
+/// the model's). The mask must have the image's size: a mask of another size would land on the wrong pixels.
+pub fn load_mask(path: &Path, image_size: (u32, u32)) -> Result<GrayImage, JobError> {
     let luma = pil_luma(&load_image(path)?);
     if luma.dimensions() != image_size {
         return Err(JobError::MaskSize {
@@ -39,15 +33,14 @@ pub fn load_mask(
             h0: image_size.1,
         });
     }
-    Ok(match size {
-        ModelSize::Square(n) => image::imageops::resize(&luma, n, n, FilterType::Lanczos3),
-        ModelSize::Native => luma,
-    })
+    Ok(luma)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::frame::Frame;
+    use crate::job::settings::ModelSize;
 
     #[test]
     fn grey_is_pils_fixed_point_luma() {
@@ -65,14 +58,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.png");
         GrayImage::new(4, 4).save(&p).unwrap();
-        let e = load_mask(&p, (8, 4), ModelSize::Native)
-            .unwrap_err()
-            .to_string();
+        let e = load_mask(&p, (8, 4)).unwrap_err().to_string();
         assert!(
             e.contains("4x4") && e.contains("8x4") && e.contains("m.png"),
             "{e}"
         );
-        let ok = load_mask(&p, (4, 4), ModelSize::Square(8)).unwrap();
-        assert_eq!(ok.dimensions(), (8, 8));
+        let ok = load_mask(&p, (4, 4)).unwrap();
+        assert_eq!(ok.dimensions(), (4, 4));
+        let framed = Frame::new((4, 4), ModelSize::square(8)).mask(&ok);
+        assert_eq!(framed.dimensions(), (8, 8));
     }
 }

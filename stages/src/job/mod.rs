@@ -4,6 +4,7 @@
 //!
 //! - [`settings`]: the asset and the job's img2img and depth settings.
 //! - [`prepare`]: the asset loaded and turned into model requests ([`style`] or [`depth`]).
+//! - [`frame`]: how an image meets the model's size (`fit`: keep its aspect, crop, pad or stretch) and comes back.
 //! - [`condition`]: depth as the model takes it (depth map or ControlNet control image).
 //! - [`memory`]: the bytes a prepared job holds, for the pipeline's queue bounds.
 //! - [`retextured`]: the result in memory; [`write`]: the sample's files, atomically.
@@ -12,12 +13,12 @@
 pub mod condition;
 pub mod depth;
 pub mod error;
+pub mod frame;
 pub mod mask;
 pub mod memory;
 pub mod prepare;
 pub mod render;
 pub mod request;
-pub mod resize;
 pub mod retextured;
 pub mod run;
 pub mod settings;
@@ -27,6 +28,7 @@ pub mod write;
 pub use condition::DepthMode;
 pub use depth::DepthStage;
 pub use error::JobError;
+pub use frame::{Fit, Frame};
 pub use prepare::{prepare, PreparedJob, Stage};
 pub use render::{render_and_write, render_mesh, RenderedFrame, ViewFormat, WrittenView};
 pub use retextured::{Retextured, RetexturedMesh};

@@ -61,7 +61,7 @@ pub fn run_requests(
 ///     steps: 30,
 ///     seed: 42,
 ///     scheduler: None,
-///     size: ModelSize::Square(512),
+///     size: ModelSize::Sized { side: 512, fit: Fit::Keep },
 ///     adapters: 0,
 ///     xl: Default::default(),
 ///     denoising_start: None,

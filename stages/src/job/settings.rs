@@ -7,6 +7,7 @@ use crate::diffusion::schedulers::SchedulerKind;
 use crate::source::SourceKind;
 
 use super::condition::DepthMode;
+use super::frame::Fit;
 
 /// The asset a job re-textures.
 #[derive(Debug, Clone, Copy)]
@@ -25,11 +26,41 @@ pub struct AssetRef<'a> {
 /// The resolution the model runs at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelSize {
-    /// Images and textures are resized to `n × n` and the result back to their own size (a recipe's `size`).
-    Square(u32),
+    /// An image or texture meets a model of long side `side` as `fit` says (see [`super::frame`]), and the result
+    /// goes back to its own pixels; a mesh's views and UV-space passes run at `side × side` (a recipe's `size`).
+    Sized { side: u32, fit: Fit },
     /// An image runs at its own size (its sides must be multiples of the VAE's factor), as diffusers runs it.
     /// Meshes need a square size for their views and textures.
     Native,
+}
+
+impl ModelSize {
+    /// `side × side`, whatever the source's aspect.
+    pub fn square(side: u32) -> Self {
+        ModelSize::Sized {
+            side,
+            fit: Fit::Stretch,
+        }
+    }
+
+    /// The long side, unless the source's own size is kept.
+    pub fn side(self) -> Option<u32> {
+        match self {
+            ModelSize::Sized { side, .. } => Some(side),
+            ModelSize::Native => None,
+        }
+    }
+
+    /// The same side, fitted as a mesh's texture fits (see [`Fit::for_texture`]).
+    pub fn for_texture(self) -> Self {
+        match self {
+            ModelSize::Sized { side, fit } => ModelSize::Sized {
+                side,
+                fit: fit.for_texture(),
+            },
+            ModelSize::Native => ModelSize::Native,
+        }
+    }
 }
 
 /// The img2img settings of one job (one sample).

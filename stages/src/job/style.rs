@@ -9,10 +9,10 @@ use crate::diffusion::request::{Condition, Img2ImgRequest};
 use crate::source::{load_image, MeshAsset, SourceKind};
 
 use super::error::JobError;
+use super::frame::Frame;
 use super::mask::load_mask;
 use super::memory;
 use super::request::request;
-use super::resize::{back_to_source, image_back_to_source, to_model_input};
 use super::retextured::{Retextured, RetexturedMesh};
 use super::settings::{AssetRef, JobSettings};
 
@@ -21,11 +21,12 @@ use super::settings::{AssetRef, JobSettings};
 pub enum StyleState {
     Image {
         original: RgbaImage,
+        frame: Frame,
     },
     Mesh {
         asset: Box<MeshAsset>,
-        /// (slot, original texels) in request order.
-        slots: Vec<(usize, RgbaImage)>,
+        /// (slot, original texels, how they met the model) in request order.
+        slots: Vec<(usize, RgbaImage, Frame)>,
     },
 }
 
@@ -33,12 +34,12 @@ impl StyleState {
     /// The memory it holds (see [`super::memory`]).
     pub fn memory_bytes(&self) -> u64 {
         match self {
-            StyleState::Image { original } => memory::rgba_bytes(original),
+            StyleState::Image { original, .. } => memory::rgba_bytes(original),
             StyleState::Mesh { asset, slots } => {
                 memory::asset_bytes(asset)
                     + slots
                         .iter()
-                        .map(|(_, o)| memory::rgba_bytes(o))
+                        .map(|(_, o, _)| memory::rgba_bytes(o))
                         .sum::<u64>()
             }
         }
@@ -52,13 +53,12 @@ pub fn prepare(
     match asset.kind {
         SourceKind::Image => {
             let original = load_image(asset.path)?;
-            let input = to_model_input(&original, settings.size);
+            let frame = Frame::new(original.dimensions(), settings.size);
+            let input = frame.input(&original);
             let condition = match asset.mask {
-                Some(path) => Condition::Inpaint(Arc::new(load_mask(
-                    path,
-                    original.dimensions(),
-                    settings.size,
-                )?)),
+                Some(path) => Condition::Inpaint(Arc::new(
+                    frame.mask(&load_mask(path, original.dimensions())?),
+                )),
                 None => Condition::None,
             };
             let requests = vec![request(
@@ -68,7 +68,7 @@ pub fn prepare(
                 0,
                 condition,
             )];
-            Ok((requests, StyleState::Image { original }))
+            Ok((requests, StyleState::Image { original, frame }))
         }
         SourceKind::Mesh => {
             if asset.mask.is_some() {
@@ -77,10 +77,14 @@ pub fn prepare(
                 });
             }
             let mesh = MeshAsset::load(asset.path)?;
-            let slots: Vec<(usize, RgbaImage)> = mesh
+            let texture_size = settings.size.for_texture();
+            let slots: Vec<(usize, RgbaImage, Frame)> = mesh
                 .base_color_slots()
                 .into_iter()
-                .map(|s| (s.slot, s.image))
+                .map(|s| {
+                    let frame = Frame::new(s.image.dimensions(), texture_size);
+                    (s.slot, s.image, frame)
+                })
                 .collect();
             if slots.is_empty() {
                 return Err(JobError::NoBaseColorSlot {
@@ -94,8 +98,8 @@ pub fn prepare(
             }
             let requests = slots
                 .iter()
-                .map(|(slot, img)| {
-                    let input = to_model_input(img, settings.size);
+                .map(|(slot, img, frame)| {
+                    let input = frame.input(img);
                     request(
                         settings,
                         input,
@@ -116,8 +120,8 @@ pub fn prepare(
 
 pub fn complete(state: StyleState, outputs: Vec<RgbImage>) -> Result<Retextured, JobError> {
     match state {
-        StyleState::Image { original } => Ok(Retextured::Image {
-            image: image_back_to_source(&outputs, &original)?,
+        StyleState::Image { original, frame } => Ok(Retextured::Image {
+            image: frame.image_back(&outputs, &original)?,
             depth_source: None,
         }),
         StyleState::Mesh { asset, slots } => {
@@ -131,7 +135,7 @@ pub fn complete(state: StyleState, outputs: Vec<RgbImage>) -> Result<Retextured,
             let textures = slots
                 .iter()
                 .zip(&outputs)
-                .map(|((slot, original), out)| (*slot, back_to_source(out, original)))
+                .map(|((slot, original, frame), out)| (*slot, frame.back(out, original)))
                 .collect();
             Ok(Retextured::Mesh(Box::new(RetexturedMesh {
                 asset: *asset,
