@@ -13,6 +13,7 @@
 pub mod condition;
 pub mod depth;
 pub mod error;
+pub mod fit;
 pub mod frame;
 pub mod mask;
 pub mod memory;
@@ -28,7 +29,8 @@ pub mod write;
 pub use condition::DepthMode;
 pub use depth::DepthStage;
 pub use error::JobError;
-pub use frame::{Fit, Frame};
+pub use fit::Fit;
+pub use frame::Frame;
 pub use prepare::{prepare, PreparedJob, Stage};
 pub use render::{render_and_write, render_mesh, RenderedFrame, ViewFormat, WrittenView};
 pub use retextured::{Retextured, RetexturedMesh};

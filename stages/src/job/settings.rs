@@ -7,7 +7,7 @@ use crate::diffusion::schedulers::SchedulerKind;
 use crate::source::SourceKind;
 
 use super::condition::DepthMode;
-use super::frame::Fit;
+use super::fit::Fit;
 
 /// The asset a job re-textures.
 #[derive(Debug, Clone, Copy)]
