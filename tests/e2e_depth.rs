@@ -150,6 +150,11 @@ fn every_mesh_is_retextured_from_all_views_with_high_coverage() {
         // texel; the mug's handle hides a little of its inner side, so not all.
         let coverage: f64 = row["coverage"].parse().unwrap();
         assert!((0.9..=1.0).contains(&coverage), "{id}: coverage {coverage}");
+        let consistency: f64 = row["view_consistency_db"].parse().unwrap();
+        assert!(
+            (5.0..99.0).contains(&consistency),
+            "{id}: view_consistency_db {consistency}"
+        );
         let sample = sample_dir(&r.out, &row["sample_id"]);
         let views = std::fs::read_to_string(sample.join("views.txt")).unwrap();
         let names: Vec<&str> = views.trim().split(',').collect();
@@ -160,6 +165,22 @@ fn every_mesh_is_retextured_from_all_views_with_high_coverage() {
             assert!(img.width() > 0);
         }
     }
+}
+
+/// `inspect` reports the distribution of the views' consistency over the mesh samples.
+#[test]
+fn inspect_reports_the_view_consistency_distribution() {
+    let r = depth_run();
+    let o = run(&["inspect", r.out.to_str().unwrap()]);
+    let out = text(&o);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("view_consistency_db"))
+        .unwrap_or_else(|| panic!("no consistency line in:\n{out}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[2], MESHES.len().to_string(), "{line}");
+    let (min, max): (f64, f64) = (fields[3].parse().unwrap(), fields[7].parse().unwrap());
+    assert!(min > 0.0 && min <= max, "{line}");
 }
 
 #[test]

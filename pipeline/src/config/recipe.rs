@@ -335,6 +335,10 @@ pub struct StageSpec {
     /// Depth stages: texels of gutter dilated around the UV islands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gutter: Option<u32>,
+    /// Depth stages: a mesh's views denoised in step through its UV space (default true); false runs them
+    /// independently and only the bake brings them together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<bool>,
     /// Depth stages: a ControlNet folder; the model is then SD 1.x and the control image is the depth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controlnet: Option<PathBuf>,

@@ -329,6 +329,7 @@ pub fn semantic_checks(file: &Path, text: &str, spans: &Spans<'_>, r: &Recipe) -
                 ("views", s.views.is_some()),
                 ("sharpness", s.sharpness.is_some()),
                 ("gutter", s.gutter.is_some()),
+                ("sync", s.sync.is_some()),
                 ("controlnet", s.controlnet.is_some()),
                 ("conditioning_scale", s.conditioning_scale.is_some()),
             ] {

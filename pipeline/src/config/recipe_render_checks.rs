@@ -18,6 +18,7 @@ const NOT_FOR_RENDER: &[&str] = &[
     "loras",
     "sharpness",
     "gutter",
+    "sync",
     "controlnet",
     "conditioning_scale",
 ];

@@ -44,6 +44,7 @@ pub const STAGE_KEYS: &[&str] = &[
     "views",
     "sharpness",
     "gutter",
+    "sync",
     "controlnet",
     "conditioning_scale",
     "loras",

@@ -203,9 +203,9 @@ pub fn run<W: StageWork>(
     })
 }
 
-/// A request's group in a unit: its batch key, and the job it belongs to when that job runs alone (so it never
-/// shares a batch with another job).
-type GroupKey = (Option<usize>, BatchKey);
+/// A request's group in a unit: its batch key, the job it belongs to when that job runs alone (so it never
+/// shares a batch with another job), and whether it is a synchronised mesh view (those run as one call).
+type GroupKey = (Option<usize>, BatchKey, bool);
 
 /// Runs one unit's requests, grouped by batch key (in order of first appearance), `batch` at a time; adds the
 /// images and model time to `tally`.
@@ -220,7 +220,11 @@ fn run_unit<S>(
     let mut groups: Vec<(GroupKey, Vec<(usize, usize)>)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         for (r, req) in item.prepared.requests.iter().enumerate() {
-            let key = (item.prepared.one_batch.then_some(i), batch_key(req));
+            let key = (
+                item.prepared.one_batch.then_some(i),
+                batch_key(req),
+                req.sync.is_some(),
+            );
             match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, g)) => g.push((i, r)),
                 None => groups.push((key, vec![(i, r)])),
@@ -233,9 +237,11 @@ fn run_unit<S>(
         .collect();
     let mut errors: Vec<Option<String>> = vec![None; items.len()];
     let mut device_ms = vec![0.0f64; items.len()];
-    for (_, group) in groups {
-        // A job that runs alone (a mesh's views) still never exceeds `batch` per call: its views split.
-        for chunk in group.chunks(batch.max(1)) {
+    for ((_, _, synced), group) in groups {
+        // A job that runs alone (a mesh's views) still never exceeds `batch` per call: its views split, unless
+        // they are denoised in step, which needs them all in one call.
+        let per_call = if synced { group.len() } else { batch };
+        for chunk in group.chunks(per_call.max(1)) {
             // Cheap: a request shares its image and condition.
             let reqs: Vec<Img2ImgRequest> = chunk
                 .iter()

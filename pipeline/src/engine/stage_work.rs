@@ -69,6 +69,7 @@ pub fn depth_settings(stage: &StageSpec) -> DepthSettings {
         azimuths: stage.views.unwrap_or(DEFAULT_AZIMUTHS),
         sharpness: stage.sharpness.unwrap_or(DEFAULT_SHARPNESS),
         gutter: stage.gutter.unwrap_or(DEFAULT_GUTTER),
+        sync: stage.sync.unwrap_or(true),
         mode: match &stage.controlnet {
             Some(_) => DepthMode::ControlNet(
                 stage

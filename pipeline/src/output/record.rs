@@ -47,6 +47,9 @@ pub struct SampleRecord {
     pub texaug_version: String,
     pub views: Option<i64>,
     pub coverage: Option<f64>,
+    /// Depth rows of meshes: mean over views of the PSNR (dB, covered pixels) between each generated view and
+    /// the baked texture rendered from it; higher = the views agree.
+    pub view_consistency_db: Option<f64>,
     /// Render rows: the re-textured sample the view shows (none for a render of the source mesh).
     pub parent_sample_id: Option<String>,
     /// Render rows: the instance mask (255 = object) and the 16-bit depth image (0 = background).

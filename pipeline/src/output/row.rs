@@ -81,6 +81,7 @@ impl SampleRecord {
             texaug_version: env!("CARGO_PKG_VERSION").into(),
             views: job.views.map(i64::from),
             coverage: None,
+            view_consistency_db: None,
             parent_sample_id: None,
             mask_path: None,
             depth_path: None,
@@ -132,6 +133,7 @@ impl SampleRecord {
             depth_source: written.depth_source.map(|d| d.as_str().to_string()),
             views: written.views.map(|v| v as i64),
             coverage: written.coverage,
+            view_consistency_db: written.view_consistency_db,
             ..SampleRecord::planned(job, meta, device, timing)
         }
     }

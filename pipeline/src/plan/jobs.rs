@@ -384,6 +384,7 @@ mod tests {
                 views: None,
                 sharpness: None,
                 gutter: None,
+                sync: None,
                 controlnet: None,
                 conditioning_scale: None,
                 loras: Vec::new(),

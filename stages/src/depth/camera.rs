@@ -91,6 +91,18 @@ impl Camera {
         p
     }
 
+    /// The same pose and field of view on a grid of another size (a latent grid: a pixel there covers the same
+    /// rays as the block of pixels it stands for).
+    pub fn resized(&self, width: u32, height: u32) -> Camera {
+        let height = height.max(1);
+        Camera {
+            focal_px: self.focal_px * height as f32 / self.height as f32,
+            width: width.max(1),
+            height,
+            ..*self
+        }
+    }
+
     pub fn eye(&self) -> [f32; 3] {
         self.eye
     }

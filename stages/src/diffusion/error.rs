@@ -31,6 +31,11 @@ pub enum DiffusionError {
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
     #[error(
+        "synchronised views: {detail}; a mesh's views run as one batch (set `sync = false` on the depth stage to \
+         denoise them independently)"
+    )]
+    ViewSync { detail: String },
+    #[error(
         "image {index} of the batch is {width}x{height}, but both sides must be multiples of {factor} (the VAE's \
          downscale factor); resize or crop it, e.g. to {}x{}",
         width / factor * factor, height / factor * factor

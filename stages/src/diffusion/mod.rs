@@ -33,5 +33,6 @@ pub mod unet;
 pub mod unet_blocks;
 pub mod unet_config;
 pub mod vae;
+pub mod view_sync;
 pub mod weights;
 pub mod xl;

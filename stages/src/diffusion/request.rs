@@ -7,6 +7,7 @@ use image::{GrayImage, RgbImage};
 
 use super::image_tensors::DepthMap;
 use super::schedulers::SchedulerKind;
+use super::view_sync::SyncedView;
 pub use super::xl::XlConds;
 
 /// What conditions the model besides the prompt.
@@ -73,6 +74,8 @@ pub struct Img2ImgRequest {
     /// SDXL: start at this fraction of the noise schedule from the image's latents as they are (no noise added),
     /// as diffusers' `denoising_start` does for a refiner; `strength` is then unused. In (0, 1).
     pub denoising_start: Option<f64>,
+    /// A mesh view denoised in step with the mesh's other views (see [`super::view_sync`]); they run as one batch.
+    pub sync: Option<SyncedView>,
 }
 
 impl Img2ImgRequest {
@@ -93,6 +96,7 @@ impl Img2ImgRequest {
             adapters: 0,
             xl: XlConds::default(),
             denoising_start: None,
+            sync: None,
         }
     }
 }

@@ -16,16 +16,19 @@ use crate::depth::{
     load_depth_image, rasterize, view_schedule, DepthEstimator, MeshView, View, ViewRaster,
 };
 use crate::diffusion::request::{Condition, Img2ImgRequest};
+use crate::diffusion::view_sync::SyncedView;
 use crate::source::{load_image, MeshAsset, SourceKind, WorldTriangles};
 use crate::texture::TextureBaker;
 
 use super::condition::{condition, flat_depth, from_u16, DepthMode};
+use super::consistency::view_consistency_db;
 use super::error::JobError;
 use super::frame::Frame;
 use super::memory;
 use super::request::request;
 use super::retextured::{Retextured, RetexturedMesh};
 use super::settings::{AssetRef, DepthSettings, DepthSource, JobSettings, ModelSize};
+use super::sync_map::sync_map;
 
 /// The depth stage's settings and the estimator that gives image sources without a depth file their depth.
 #[derive(Clone, Copy, Default)]
@@ -191,6 +194,21 @@ fn prepare_mesh(
         requests.push(request(settings, init, prompt, i as u64, c));
         views.push((view, raster));
     }
+    if stage.settings.sync && views.len() > 1 {
+        let cameras: Vec<_> = views.iter().map(|(v, _)| v.camera).collect();
+        let group = Arc::new(sync_map(
+            &mesh,
+            &cameras,
+            originals.len(),
+            stage.settings.sharpness,
+        )?);
+        for (view, r) in requests.iter_mut().enumerate() {
+            r.sync = Some(SyncedView {
+                group: group.clone(),
+                view,
+            });
+        }
+    }
     // UV space has no view: a ControlNet base model runs plain img2img, a depth UNet gets a neutral plane.
     let fill_condition = match mode {
         DepthMode::Unet => Condition::Depth(Arc::new(flat_depth(size))),
@@ -259,6 +277,9 @@ fn bake(m: MeshViews, outputs: Vec<RgbImage>) -> Result<Retextured, JobError> {
         })
         .collect();
     let baked = baker.finish(&fallback, m.settings.gutter);
+    let rasters: Vec<&ViewRaster> = m.views.iter().map(|(_, r)| r).collect();
+    let baked_images: Vec<&RgbaImage> = baked.iter().map(|b| &b.image).collect();
+    let consistency = view_consistency_db(&rasters, &outputs[..n_views], &baked_images);
     let mut textures = Vec::new();
     let mut coverage = Vec::new();
     for slot in m.asset.base_color_slots().iter().map(|s| s.slot) {
@@ -286,6 +307,7 @@ fn bake(m: MeshViews, outputs: Vec<RgbImage>) -> Result<Retextured, JobError> {
         textures,
         views: Some(m.views.iter().map(|(v, _)| v.name.clone()).collect()),
         coverage: Some(mean),
+        view_consistency_db: consistency,
         depth_source: Some(DepthSource::Mesh),
     })))
 }

@@ -58,6 +58,8 @@ pub enum JobError {
     MeshNeedsSize { path: PathBuf },
     #[error("the depth estimator failed earlier")]
     EstimatorPoisoned,
+    #[error("cannot keep the views in step: {detail}; set `sync = false` on the depth stage to run them independently")]
+    SyncMap { detail: String },
     #[error("the model returned {got} images for {expected} requests ({what})")]
     OutputCount {
         got: usize,

@@ -11,6 +11,7 @@
 //! - [`run`]: [`retexture`], all of the above in one call.
 
 pub mod condition;
+pub mod consistency;
 pub mod depth;
 pub mod error;
 pub mod fit;
@@ -24,6 +25,7 @@ pub mod retextured;
 pub mod run;
 pub mod settings;
 pub mod style;
+pub mod sync_map;
 pub mod write;
 
 pub use condition::DepthMode;

@@ -30,5 +30,6 @@ pub fn request(
         adapters: settings.adapters,
         xl: settings.xl,
         denoising_start: settings.denoising_start,
+        sync: None,
     }
 }

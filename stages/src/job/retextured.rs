@@ -27,5 +27,7 @@ pub struct RetexturedMesh {
     pub views: Option<Vec<String>>,
     /// Depth stages: the mean over used slots of the share of used texels some view saw.
     pub coverage: Option<f64>,
+    /// Depth stages: how well the views agree with the baked texture (see [`super::consistency`]), in dB.
+    pub view_consistency_db: Option<f64>,
     pub depth_source: Option<DepthSource>,
 }

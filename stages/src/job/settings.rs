@@ -101,6 +101,8 @@ pub struct DepthSettings {
     pub sharpness: f64,
     pub gutter: u32,
     pub mode: DepthMode,
+    /// Denoise a mesh's views in step through its UV space (see [`crate::diffusion::view_sync`]).
+    pub sync: bool,
 }
 
 impl Default for DepthSettings {
@@ -110,6 +112,7 @@ impl Default for DepthSettings {
             sharpness: DEFAULT_SHARPNESS,
             gutter: DEFAULT_GUTTER,
             mode: DepthMode::Unet,
+            sync: true,
         }
     }
 }

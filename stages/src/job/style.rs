@@ -142,6 +142,7 @@ pub fn complete(state: StyleState, outputs: Vec<RgbImage>) -> Result<Retextured,
                 textures,
                 views: None,
                 coverage: None,
+                view_consistency_db: None,
                 depth_source: None,
             })))
         }

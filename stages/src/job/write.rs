@@ -25,6 +25,8 @@ pub struct WrittenSample {
     pub depth_source: Option<DepthSource>,
     pub views: Option<usize>,
     pub coverage: Option<f64>,
+    /// Depth stages on meshes: see [`super::consistency`].
+    pub view_consistency_db: Option<f64>,
     /// The views a render stage made of the sample's mesh, each in its own folder.
     pub rendered: Vec<WrittenView>,
     /// Why the render failed, when the sample itself was written.
@@ -102,6 +104,7 @@ impl Retextured {
                     depth_source: m.depth_source,
                     views: m.views.as_ref().map(Vec::len),
                     coverage: m.coverage,
+                    view_consistency_db: m.view_consistency_db,
                     ..WrittenSample::default()
                 })
             }

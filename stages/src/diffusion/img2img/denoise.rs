@@ -15,6 +15,7 @@ use super::super::prompt_encoder::PromptEmbeds;
 use super::super::request::{BatchKey, Img2ImgRequest};
 use super::super::text_time::AddedCond;
 use super::super::unet::timesteps_tensor;
+use super::super::view_sync::sync_groups;
 use super::super::xl;
 use super::cond::Cond;
 use super::StableDiffusion;
@@ -195,6 +196,10 @@ impl StableDiffusion {
             _ => None,
         };
 
+        // Synchronised mesh views: blended in UV space after every step (see `view_sync`).
+        let synced: Vec<_> = batch.iter().map(|r| r.sync.as_ref()).collect();
+        let groups = sync_groups(&synced)?;
+
         let guidance: Vec<f32> = batch.iter().map(|r| r.guidance as f32).collect();
         let guidance = Tensor::from_slice(&guidance)
             .reshape([b, 1, 1, 1])
@@ -243,6 +248,9 @@ impl StableDiffusion {
                     None => p.image_latents.shallow_clone(),
                 };
                 latents = (1.0 - &p.blend_mask) * original + &p.blend_mask * &latents;
+            }
+            for (group, rows) in &groups {
+                latents = group.blend(&latents, rows)?;
             }
         }
 
