@@ -209,7 +209,7 @@ p = sys.argv[1]
 t = pq.read_table(p)
 assert t.num_rows == 3, t.num_rows
 meta = pq.read_metadata(p).metadata
-assert meta[b"schema_version"] == b"3", meta
+assert meta[b"schema_version"] == b"4", meta
 cols = t.column_names
 assert cols[0] == "sample_id" and cols[31:34] == ["texaug_version", "views", "coverage"], cols
 assert cols[-1] == "clip_score", cols

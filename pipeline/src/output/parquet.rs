@@ -13,10 +13,11 @@ use crate::parquet_decode::decode_parquet;
 use texaug_stages::file_read::read_input_file;
 use texaug_stages::files;
 
-/// 3: the render and score columns (`parent_sample_id` … `clip_score`) and the status `filtered`.
-pub const SCHEMA_VERSION: &str = "3";
-/// Versions this texaug reads: 2 lacks only optional columns, which read as empty.
-const READABLE_VERSIONS: &[&str] = &["2", SCHEMA_VERSION];
+/// 3: the render and score columns (`parent_sample_id` … `clip_score`) and the status `filtered`;
+/// 4: `view_consistency_db`.
+pub const SCHEMA_VERSION: &str = "4";
+/// Versions this texaug reads: 2 and 3 lack only optional columns, which read as empty.
+const READABLE_VERSIONS: &[&str] = &["2", "3", SCHEMA_VERSION];
 /// The largest sample-manifest part read (one shard's rows; a million samples take about 100 MiB).
 const MAX_SAMPLE_MANIFEST_BYTES: u64 = 16 << 30;
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
